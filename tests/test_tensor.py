@@ -1,0 +1,225 @@
+"""Tensor semantics: dtypes, attributes, backward rules and clear errors for bad input."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tinygrad_bn as tg
+from tinygrad_bn import Tensor
+
+
+# --- dtypes as in PyTorch ---------------------------------------------------------------------
+
+def test_python_floats_become_float32_and_ints_int64():
+    assert Tensor(1.5).dtype == np.float32
+    assert Tensor([1.0, 2.0]).dtype == np.float32
+    assert Tensor(3).dtype == np.int64
+    assert Tensor([[1, 2], [3, 4]]).dtype == np.int64
+    assert Tensor([True, False]).dtype == np.bool_
+
+
+def test_numpy_arrays_keep_their_dtype_and_are_copied():
+    source = np.arange(3.0)
+    t = Tensor(source)
+    assert t.dtype == np.float64
+    source[0] = 99.0
+    assert t.data[0] == 0.0
+    assert Tensor(np.arange(3, dtype=np.int32)).dtype == np.int32
+    assert Tensor([1, 2], dtype=np.float64).dtype == np.float64
+
+
+def test_python_numbers_are_weak_scalars():
+    f32 = Tensor([1.0, 2.0])
+    assert (f32 * 2.0).dtype == np.float32
+    assert (2.0 * f32).dtype == np.float32
+    assert (f32 + 1).dtype == np.float32
+    f64 = Tensor(np.array([1.0]))
+    assert (f64 + 0.1).data[0] == 1.1  # full float64 precision, no float32 rounding
+    assert (f64 + 0.1).dtype == np.float64
+
+
+def test_mixed_dtypes_follow_numpy_promotion():
+    out = Tensor(np.ones(2, np.float32)) + Tensor(np.ones(2, np.float64))
+    assert out.dtype == np.float64
+    assert (Tensor([1, 2]) * 0.5).dtype == np.float64  # as np.array([1, 2]) * 0.5
+
+
+def test_integer_tensors_cannot_require_grad():
+    with pytest.raises(RuntimeError, match="floating point"):
+        Tensor([1, 2], requires_grad=True)
+
+
+def test_non_numeric_data_raises_type_error():
+    with pytest.raises(TypeError, match="numeric"):
+        Tensor("abc")
+    with pytest.raises(TypeError, match="numeric"):
+        Tensor([{"a": 1}])
+
+
+# --- attributes ---------------------------------------------------------------------------------
+
+def test_attributes():
+    x = Tensor(np.zeros((2, 3)), requires_grad=True)
+    assert x.shape == (2, 3) and x.ndim == 2 and x.requires_grad and x.grad is None
+    assert x.op == "" and x.parents == () and x.is_leaf
+    y = x * 2.0
+    assert y.op == "Mul" and y.parents[0] is x and not y.is_leaf
+    assert x.T.shape == (3, 2)
+    assert Tensor([[2.5]]).item() == 2.5
+    assert isinstance(x.numpy(), np.ndarray)
+    with pytest.raises(ValueError, match="one element"):
+        x.item()
+
+
+def test_detach_cuts_the_graph():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    d = (x * 2.0).detach()
+    assert not d.requires_grad and d.parents == ()
+
+
+def test_comparisons_give_bool_tensors_without_grad_and_eq_keeps_identity():
+    x = Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    assert (x < 2).data.tolist() == [True, False, False]
+    assert (x >= 2).data.tolist() == [False, True, True]
+    assert (x <= Tensor([1.0, 1.0, 1.0])).data.tolist() == [True, False, False]
+    assert (x > 2.5).dtype == np.bool_ and not (x > 2.5).requires_grad
+    assert x.eq(Tensor([1.0, 0.0, 3.0])).data.tolist() == [True, False, True]
+    y = Tensor([1.0, 2.0, 3.0])
+    assert x != y and x == x
+    assert len({x, y, x}) == 2
+
+
+# --- backward -----------------------------------------------------------------------------------
+
+def test_backward_on_a_one_element_tensor_seeds_one():
+    x = Tensor([3.0], requires_grad=True)
+    (x * x).backward()
+    assert x.grad.tolist() == [6.0]
+
+
+def test_backward_on_a_non_scalar_needs_a_gradient():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="implicitly created only for one-element"):
+        (x * 2.0).backward()
+    (x * 2.0).backward(gradient=np.array([1.0, 10.0]))
+    assert x.grad.tolist() == [2.0, 20.0]
+
+
+def test_backward_rejects_a_gradient_of_the_wrong_shape():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(ValueError, match=r"\(3,\).*\(2,\)"):
+        (x * 2.0).backward(np.ones(3))
+
+
+def test_backward_without_any_grad_raises():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        (Tensor([1.0]) * 2.0).backward()
+
+
+def test_leaf_gradients_accumulate_until_zeroed_and_intermediates_do_not():
+    x = Tensor([2.0], requires_grad=True)
+    h = x * x
+    y = h * 3.0
+    y.backward()
+    y.backward()  # the graph is kept: a second pass adds the same gradient again
+    assert x.grad.tolist() == [24.0]  # 2 · (3 · 2x)
+    assert h.grad.tolist() == [3.0]   # intermediates hold the latest pass only
+    x.zero_grad()
+    assert x.grad is None
+    y.backward()
+    assert x.grad.tolist() == [12.0]
+
+
+def test_every_node_keeps_its_grad_after_backward():
+    a = Tensor([1.0, 2.0], requires_grad=True)
+    b = a.exp()
+    c = b.sum()
+    c.backward()
+    np.testing.assert_allclose(b.grad, [1.0, 1.0])
+    np.testing.assert_allclose(c.grad, 1.0)
+
+
+def test_leaf_grads_never_share_memory():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    y = Tensor([3.0, 4.0], requires_grad=True)
+    (x + y).sum().backward()
+    x.grad += 100.0
+    assert y.grad.tolist() == [1.0, 1.0]
+
+
+def test_no_grad_records_nothing():
+    x = Tensor([1.0], requires_grad=True)
+    with tg.no_grad():
+        y = x * 2.0
+        assert not tg.is_grad_enabled()
+    assert tg.is_grad_enabled()
+    assert not y.requires_grad and y.parents == ()
+
+
+def test_integer_indexing_with_repeats_accumulates():
+    x = Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    x[[0, 0, 2]].sum().backward()
+    assert x.grad.tolist() == [2.0, 0.0, 1.0]
+
+
+def test_reshape_accepts_a_tuple_or_numbers_and_transpose_permute_match_numpy():
+    x = Tensor(np.arange(24.0).reshape(2, 3, 4))
+    assert x.reshape(6, 4).shape == x.reshape((6, 4)).shape == (6, 4)
+    assert x.reshape(-1).shape == (24,)
+    np.testing.assert_array_equal(x.transpose(0, 2).data, np.swapaxes(x.data, 0, 2))
+    np.testing.assert_array_equal(x.permute(1, 2, 0).data, np.transpose(x.data, (1, 2, 0)))
+
+
+# --- errors that name the problem ---------------------------------------------------------------
+
+def test_matmul_shape_mismatch_names_both_shapes():
+    with pytest.raises(ValueError, match=r"\(2, 3\).*\(4, 5\)"):
+        Tensor(np.ones((2, 3))) @ Tensor(np.ones((4, 5)))
+    with pytest.raises(ValueError, match=r"\(3,\).*\(4,\)"):
+        Tensor(np.ones(3)) @ Tensor(np.ones(4))
+
+
+def test_broadcast_mismatch_names_both_shapes():
+    with pytest.raises(ValueError, match=r"\(2, 3\).*\(4,\)"):
+        Tensor(np.ones((2, 3))) + Tensor(np.ones(4))
+    with pytest.raises(ValueError, match=r"\(3,\).*\(2,\)"):
+        Tensor(np.ones(3)) * Tensor(np.ones(2))
+
+
+def test_log_of_a_negative_is_nan_with_a_warning_not_a_crash():
+    with pytest.warns(RuntimeWarning):
+        out = Tensor([-1.0]).log()
+    assert np.isnan(out.data[0])
+
+
+def test_bad_reshape_permute_and_axis_errors():
+    x = Tensor(np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"\(2, 3\).*\(4, 2\)"):
+        x.reshape(4, 2)
+    with pytest.raises(ValueError, match="not an ordering"):
+        x.permute(0, 0)
+    with pytest.raises(ValueError, match="axis 2 is out of range"):
+        x.sum(axis=2)
+    with pytest.raises(TypeError, match="number exponent"):
+        x ** Tensor([2.0])
+
+
+# --- constructors and seeding -------------------------------------------------------------------
+
+def test_constructors_and_manual_seed():
+    assert Tensor.zeros((2, 3)).data.sum() == 0 and Tensor.zeros(4).shape == (4,)
+    assert Tensor.ones((2,), dtype=np.float64).dtype == np.float64
+    tg.manual_seed(7)
+    a = Tensor.randn((3, 3), requires_grad=True)
+    tg.manual_seed(7)
+    b = Tensor.randn((3, 3))
+    np.testing.assert_array_equal(a.data, b.data)
+    assert a.dtype == np.float32 and a.requires_grad
+    u = Tensor.uniform((1000,), -2.0, 3.0)
+    assert u.data.min() >= -2.0 and u.data.max() < 3.0
+    r = Tensor.rand(1000)
+    assert 0.0 <= r.data.min() and r.data.max() < 1.0
+    with pytest.raises(ValueError, match="low < high"):
+        Tensor.uniform((2,), 1.0, 1.0)
+    with pytest.raises(ValueError, match="non-negative integer"):
+        tg.manual_seed(-1)

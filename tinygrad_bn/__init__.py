@@ -1,0 +1,22 @@
+"""tinygrad_bn — see how backpropagation and Batch Normalization work, and train with them.
+
+Reading order: graph.py → value.py → function.py → ops.py → tensor.py → gradcheck.py →
+nn/ → optim/ → viz.py.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+# function must be imported before tensor: Function.apply creates Tensors and tensor.py's ops
+# subclass Function (function.py finishes importing tensor itself, at its end).
+from .function import Context, Function, is_grad_enabled, no_grad
+from .gradcheck import GradcheckError, gradcheck
+from .graph import topological_order
+from .random import manual_seed
+from .tensor import Tensor
+from .value import Value
+
+__all__ = [
+    "Context", "Function", "GradcheckError", "Tensor", "Value", "gradcheck", "is_grad_enabled",
+    "manual_seed", "no_grad", "topological_order", "__version__",
+]

@@ -1,0 +1,113 @@
+"""`Function`: one differentiable operation on arrays, forward and backward side by side.
+
+This is the unit of the tensor engine, as ``torch.autograd.Function`` is PyTorch's. A subclass
+writes two static methods on plain numpy arrays:
+
+* ``forward(ctx, *arrays, **options)`` computes the output and saves on ``ctx`` whatever the
+  backward pass will need;
+* ``backward(ctx, grad_output)`` receives ∂L/∂output and returns ∂L/∂input for each input
+  array, in order (``None`` where an input needs no gradient).
+
+``MyOp.apply(*tensors, **options)`` runs the forward and, when gradients are being tracked,
+records the new node in the graph: its ``parents`` are the input tensors, its ``op`` the
+Function's name and its context the saved arrays. Every tensor op of the library is a Function
+(see ops.py), so reading one op teaches them all.
+
+Read next: ops.py (the primitive ops), then tensor.py (the Tensor they build).
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator
+
+import numpy as np
+
+__all__ = ["Context", "Function", "no_grad", "is_grad_enabled"]
+
+
+class _GradMode:
+    # A plain object rather than a bare global so that no_grad can flip it without `global`.
+    enabled = True
+
+
+def is_grad_enabled() -> bool:
+    """True unless inside a ``no_grad()`` block."""
+    return _GradMode.enabled
+
+
+@contextlib.contextmanager
+def no_grad() -> Iterator[None]:
+    """Context manager: operations inside record no graph (evaluation, optimizer updates).
+
+    Example:
+        >>> with no_grad():
+        ...     prediction = model(x)      # no graph is built, nothing to backprop
+    """
+    previous = _GradMode.enabled
+    _GradMode.enabled = False
+    try:
+        yield
+    finally:
+        _GradMode.enabled = previous
+
+
+class Context:
+    """What a Function's forward leaves for its backward.
+
+    ``save_for_backward(*arrays)`` stores arrays, read back as ``saved_tensors``;
+    ``needs_input_grad`` tells backward which inputs want a gradient, so it may skip work;
+    any other attribute (an axis, a shape) can be set freely.
+    """
+
+    def __init__(self) -> None:
+        self.saved_tensors: tuple = ()
+        self.needs_input_grad: tuple = ()
+
+    def save_for_backward(self, *arrays: Any) -> None:
+        self.saved_tensors = arrays
+
+
+class Function:
+    """Base class of differentiable operations; see the module docstring.
+
+    Example (a custom op):
+        >>> class Cube(Function):
+        ...     @staticmethod
+        ...     def forward(ctx, x):          # y = x³
+        ...         ctx.save_for_backward(x)
+        ...         return x ** 3
+        ...     @staticmethod
+        ...     def backward(ctx, grad_output):   # ∂L/∂x = ∂L/∂y · 3x²
+        ...         (x,) = ctx.saved_tensors
+        ...         return (grad_output * 3 * x ** 2,)
+        >>> y = Cube.apply(Tensor([2.0], requires_grad=True))
+    """
+
+    @staticmethod
+    def forward(ctx: Context, *arrays: np.ndarray, **options: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx: Context, grad_output: np.ndarray) -> tuple:
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs: Any, **options: Any) -> "Tensor":
+        """Run ``forward`` on the inputs' arrays and return the result as a graph node."""
+        tensors = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in inputs)
+        ctx = Context()
+        data = cls.forward(ctx, *[t.data for t in tensors], **options)
+        track = _GradMode.enabled and any(t.requires_grad for t in tensors)
+        if not track:
+            return Tensor._make(data, False)
+        ctx.needs_input_grad = tuple(t.requires_grad for t in tensors)
+        ctx.function = cls  # backward is found through the context: node → ctx → Function
+        out = Tensor._make(data, True)
+        out._ctx = ctx
+        out.parents = tensors
+        out.op = cls.__name__
+        return out
+
+
+# Imported last on purpose: tensor.py builds on Function, and Function.apply builds Tensors.
+from .tensor import Tensor  # noqa: E402

@@ -1,0 +1,192 @@
+"""The scalar engine: one number per node, the whole idea of backpropagation on one screen.
+
+A `Value` wraps a Python float. Every operation creates a new `Value` that remembers its
+``parents`` and, right beside the forward result, the *local derivatives*
+∂out/∂parent. Backward then needs only one rule for every op — the chain rule:
+
+    parent.grad += (∂out/∂parent) · out.grad
+
+Storing numbers instead of closures keeps the graph free of reference cycles, so Python's
+garbage collector has nothing to chase (micrograd's closures make it the main cost).
+
+Read next: function.py and tensor.py, the same idea on numpy arrays.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Union
+
+import numpy as np
+
+from .graph import topological_order
+
+__all__ = ["Value"]
+
+Number = Union[int, float]
+
+
+def _ieee(op, x: float, fallback) -> float:
+    """Apply ``op`` to ``x``; where Python's math raises, return what IEEE floats give instead.
+
+    ``math.exp(1000)`` raises OverflowError and ``math.log(-1)`` raises ValueError, while a
+    float computation should give ``inf`` and ``nan`` (numpy warns and carries on). The fast
+    path is plain ``math``; only the rare failing case goes through numpy.
+    """
+    try:
+        return op(x)
+    except (OverflowError, ValueError, ZeroDivisionError):
+        with np.errstate(all="warn"):
+            return float(fallback(np.float64(x)))
+
+
+def _power(x: float, k: float) -> float:
+    """x**k for floats, IEEE style: (-8)**0.5 is nan (not complex), 0**-1 is inf."""
+    try:
+        result = math.pow(x, k)
+    except (OverflowError, ValueError, ZeroDivisionError):
+        with np.errstate(all="warn"):
+            return float(np.power(np.float64(x), np.float64(k)))
+    return result
+
+
+class Value:
+    """A scalar node of a computation graph.
+
+    Args:
+        data: the number this node holds.
+        label: an optional name, shown when the graph is drawn.
+
+    Example:
+        >>> a, b = Value(2.0, "a"), Value(-3.0, "b")
+        >>> c = a * b + a          # c = ab + a
+        >>> c.backward()
+        >>> a.grad, b.grad         # ∂c/∂a = b + 1, ∂c/∂b = a
+        (-2.0, 2.0)
+    """
+
+    __slots__ = ("data", "grad", "op", "parents", "label", "_local_grads")
+
+    def __init__(self, data: Number, label: str = "", *, _parents: tuple = (),
+                 _local_grads: tuple = (), _op: str = ""):
+        if isinstance(data, Value):
+            data = data.data
+        if isinstance(data, bool) or not isinstance(data, numbers.Real):
+            raise TypeError(f"Value needs a real number, got {type(data).__name__}: {data!r}")
+        self.data = float(data)
+        self.grad = 0.0
+        self.op = _op
+        self.parents = _parents
+        self.label = label
+        # ∂self/∂parent for each parent, in the same order: the op's backward rule.
+        self._local_grads = _local_grads
+
+    # --- primitive operations: forward value and local derivatives side by side -------------
+
+    def __add__(self, other: Value | Number) -> Value:
+        """out = a + b;  ∂out/∂a = 1,  ∂out/∂b = 1."""
+        other = _as_value(other)
+        return Value(self.data + other.data, _parents=(self, other), _local_grads=(1.0, 1.0),
+                     _op="+")
+
+    def __mul__(self, other: Value | Number) -> Value:
+        """out = a · b;  ∂out/∂a = b,  ∂out/∂b = a."""
+        other = _as_value(other)
+        return Value(self.data * other.data, _parents=(self, other),
+                     _local_grads=(other.data, self.data), _op="*")
+
+    def __pow__(self, k: Number) -> Value:
+        """out = xᵏ for a number k;  ∂out/∂x = k·xᵏ⁻¹."""
+        if isinstance(k, Value) or not isinstance(k, numbers.Real):
+            raise TypeError("Value ** k needs a number exponent k (int or float), "
+                            f"got {type(k).__name__}")
+        k = float(k)
+        return Value(_power(self.data, k), _parents=(self,),
+                     _local_grads=(k * _power(self.data, k - 1.0),), _op=f"**{k:g}")
+
+    def exp(self) -> Value:
+        """out = eˣ;  ∂out/∂x = eˣ = out."""
+        out = _ieee(math.exp, self.data, np.exp)
+        return Value(out, _parents=(self,), _local_grads=(out,), _op="exp")
+
+    def log(self) -> Value:
+        """out = ln x;  ∂out/∂x = 1/x.  (ln of a negative number is nan, as for floats.)"""
+        out = _ieee(math.log, self.data, np.log)
+        return Value(out, _parents=(self,), _local_grads=(_power(self.data, -1.0),), _op="log")
+
+    def sqrt(self) -> Value:
+        """out = √x;  ∂out/∂x = 1/(2√x)."""
+        out = _ieee(math.sqrt, self.data, np.sqrt)
+        return Value(out, _parents=(self,), _local_grads=(0.5 * _power(out, -1.0),), _op="sqrt")
+
+    def tanh(self) -> Value:
+        """out = tanh x;  ∂out/∂x = 1 − tanh² x."""
+        out = math.tanh(self.data)  # math.tanh saturates to ±1; it never overflows
+        return Value(out, _parents=(self,), _local_grads=(1.0 - out * out,), _op="tanh")
+
+    def sigmoid(self) -> Value:
+        """out = σ(x) = 1/(1 + e⁻ˣ);  ∂out/∂x = σ(x)·(1 − σ(x))."""
+        # e^(−|x|) never overflows; the two branches are the same function rearranged.
+        z = math.exp(-abs(self.data))
+        out = 1.0 / (1.0 + z) if self.data >= 0 else z / (1.0 + z)
+        return Value(out, _parents=(self,), _local_grads=(out * (1.0 - out),), _op="sigmoid")
+
+    def relu(self) -> Value:
+        """out = max(0, x);  ∂out/∂x = 1 if x > 0 else 0."""
+        positive = self.data > 0
+        return Value(self.data if positive else 0.0, _parents=(self,),
+                     _local_grads=(1.0 if positive else 0.0,), _op="relu")
+
+    # --- derived operations: compositions of the primitives above --------------------------
+
+    def __neg__(self) -> Value:       # -a is a · (−1)
+        return self * -1.0
+
+    def __sub__(self, other: Value | Number) -> Value:   # a − b is a + (−b)
+        return self + (-_as_value(other))
+
+    def __truediv__(self, other: Value | Number) -> Value:   # a / b is a · b⁻¹
+        return self * _as_value(other) ** -1
+
+    def __radd__(self, other: Number) -> Value:      # 3 + a
+        return self + other
+
+    def __rmul__(self, other: Number) -> Value:      # 3 · a
+        return self * other
+
+    def __rsub__(self, other: Number) -> Value:      # 3 − a is 3 + (−a)
+        return _as_value(other) + (-self)
+
+    def __rtruediv__(self, other: Number) -> Value:  # 2 / a is 2 · a⁻¹
+        return _as_value(other) * self ** -1
+
+    # --- backpropagation ------------------------------------------------------------------
+
+    def backward(self) -> None:
+        """Fill ``.grad`` of every node that this value depends on with ∂self/∂node.
+
+        Leaf gradients *accumulate* across calls (call ``zero_grad`` on the leaves, or set
+        ``.grad = 0``, between steps), exactly like Tensor leaves and PyTorch. Gradients of
+        intermediate nodes are recomputed from zero on each call, so calling backward twice
+        doubles the leaf gradients and leaves the intermediate ones as they were.
+        """
+        order = topological_order(self)
+        for node in order:
+            if node.parents:
+                node.grad = 0.0
+        self.grad += 1.0  # ∂self/∂self
+        for node in reversed(order):
+            for parent, local in zip(node.parents, node._local_grads):
+                parent.grad += local * node.grad  # the chain rule
+
+    def zero_grad(self) -> None:
+        """Reset this node's gradient to 0."""
+        self.grad = 0.0
+
+    def __repr__(self) -> str:
+        label = f", label={self.label!r}" if self.label else ""
+        return f"Value(data={self.data:.6g}, grad={self.grad:.6g}{label})"
+
+
+def _as_value(x: Value | Number) -> Value:
+    return x if isinstance(x, Value) else Value(x)
