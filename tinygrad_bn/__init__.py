@@ -10,6 +10,8 @@ __version__ = "0.1.0"
 # function must be imported before tensor: Function.apply creates Tensors and tensor.py's ops
 # subclass Function (function.py finishes importing tensor itself, at its end).
 from .function import Context, Function, is_grad_enabled, no_grad
+from . import nn, optim
+from .checkpoint import load, save
 from .gradcheck import GradcheckError, gradcheck
 from .graph import topological_order
 from .random import manual_seed
@@ -18,5 +20,5 @@ from .value import Value
 
 __all__ = [
     "Context", "Function", "GradcheckError", "Tensor", "Value", "gradcheck", "is_grad_enabled",
-    "manual_seed", "no_grad", "topological_order", "__version__",
+    "load", "manual_seed", "nn", "no_grad", "optim", "save", "topological_order", "__version__",
 ]

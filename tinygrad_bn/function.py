@@ -97,6 +97,8 @@ class Function:
         tensors = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in inputs)
         ctx = Context()
         data = cls.forward(ctx, *[t.data for t in tensors], **options)
+        if type(data) is not np.ndarray:
+            data = np.asarray(data)  # numpy turns 0-d results into scalars; keep arrays
         track = _GradMode.enabled and any(t.requires_grad for t in tensors)
         if not track:
             return Tensor._make(data, False)

@@ -18,7 +18,7 @@ import numpy as np
 from .function import Context, Function
 
 __all__ = [
-    "unbroadcast", "Add", "Sub", "Mul", "Div", "Neg", "Pow", "MatMul", "Sum", "Max", "Exp", "Log",
+    "unbroadcast", "stable_sigmoid", "Add", "Sub", "Mul", "Div", "Neg", "Pow", "MatMul", "Sum", "Max", "Exp", "Log",
     "Sqrt", "Tanh", "Sigmoid", "ReLU", "LogSoftmax", "Reshape", "Permute", "GetItem",
 ]
 
@@ -35,6 +35,15 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     stretched = tuple(i + extra for i, n in enumerate(shape) if n == 1 and grad.shape[i + extra] != 1)
     summed = grad.sum(axis=tuple(range(extra)) + stretched, keepdims=True)
     return summed.reshape(shape)
+
+
+def stable_sigmoid(x: np.ndarray) -> np.ndarray:
+    """σ(x) = 1 / (1 + e⁻ˣ), written with e^(−|x|) ≤ 1 so that it never overflows.
+
+    For x < 0 it uses the same function rearranged: σ(x) = eˣ / (1 + eˣ).
+    """
+    z = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + z), z / (1 + z))
 
 
 def _broadcast_error(symbol: str, a: np.ndarray, b: np.ndarray) -> ValueError:
@@ -210,9 +219,7 @@ class Sigmoid(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
-        # Written with e^(−|x|) ≤ 1 so it never overflows: for x < 0, σ(x) = eˣ / (1 + eˣ).
-        z = np.exp(-np.abs(x))
-        y = np.where(x >= 0, 1 / (1 + z), z / (1 + z))
+        y = stable_sigmoid(x)
         ctx.save_for_backward(y)
         return y
 

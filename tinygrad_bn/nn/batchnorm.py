@@ -1,0 +1,126 @@
+"""`BatchNorm1d`: Batch Normalization, as the course notes teach it and as PyTorch computes it.
+
+Where it goes: after a Linear layer and before the activation — Linear → BatchNorm1d → ReLU.
+
+Read next: ../optim/sgd.py, which trains γ and β like every other parameter.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..tensor import Tensor
+from . import functional as F
+from .module import Module, Parameter
+
+__all__ = ["BatchNorm1d"]
+
+
+class BatchNorm1d(Module):
+    r"""Normalise each feature over the mini-batch, then scale by γ and shift by β.
+
+    For a mini-batch B of m values of one feature (the notes' notation):
+
+        μ_B  = (1/m) Σᵢ xᵢ                      batch mean
+        σ²_B = (1/m) Σᵢ (xᵢ − μ_B)²             batch variance (biased: divides by m)
+        ẑᵢ   = (xᵢ − μ_B) / √(σ²_B + ε)          normalised: mean 0, variance ≈ 1
+        yᵢ   = γ·ẑᵢ + β                          scale and shift, both learned
+
+    γ and β let the network undo the normalisation if that is better: with γ = √(σ²_B + ε) and
+    β = μ_B the layer returns its input. (ε sits *inside* the square root, as in PyTorch; the
+    variant (x − μ)/(σ + ε) that some notes print differs badly for features of tiny variance.)
+
+    Training mode uses the batch statistics and updates the running estimates
+
+        running_mean ← (1 − momentum)·running_mean + momentum·μ_B
+        running_var  ← (1 − momentum)·running_var  + momentum·σ²_B·m/(m − 1)
+
+    storing the *unbiased* variance, as PyTorch does. ``momentum=None`` uses the cumulative
+    average instead (momentum = 1/num_batches_tracked). Evaluation mode (``eval()``)
+    normalises with the running estimates, so a single example can be classified and its
+    output does not depend on the rest of the batch — which is why train and eval outputs of
+    the same batch differ.
+
+    Args:
+        num_features: C, the number of features (channels).
+        eps: added to the variance for numerical stability.
+        momentum: weight of the new batch in the running averages (not the optimizer's momentum),
+            or None for a cumulative average.
+        affine: learn γ (``weight``, alias ``gamma``) and β (``bias``, alias ``beta``).
+        track_running_stats: keep running estimates; without them evaluation also uses batch
+            statistics.
+        fused: keyword-only. True runs one op with the closed-form backward (fast); False builds
+            the normalisation from primitive ops so a rendered graph shows every step.
+
+    Shape: (N, C) or (N, C, L) → same shape.
+
+    Example:
+        >>> bn = BatchNorm1d(2)
+        >>> y = bn(Tensor([[7.0, 70.0], [8.0, 80.0], [9.0, 90.0], [6.0, 60.0]]))
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True, *, fused: bool = True):
+        super().__init__()
+        if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
+            raise ValueError(f"BatchNorm1d: num_features must be a positive integer, "
+                             f"got {num_features!r}")
+        if not eps > 0:
+            raise ValueError(f"BatchNorm1d: eps must be positive, got {eps!r}")
+        if momentum is not None and not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"BatchNorm1d: momentum must be in [0, 1] or None, got {momentum!r}")
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats, self.fused = affine, track_running_stats, fused
+        if affine:
+            self.weight = Parameter(np.ones(num_features, dtype=np.float32))   # γ
+            self.bias = Parameter(np.zeros(num_features, dtype=np.float32))    # β
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", np.zeros(num_features, dtype=np.float32))
+            self.register_buffer("running_var", np.ones(num_features, dtype=np.float32))
+            self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+
+    # The notes call the scale and shift γ and β; PyTorch calls them weight and bias.
+    # Both names reach the *same* Parameter objects.
+    @property
+    def gamma(self) -> Parameter | None:
+        return self.weight
+
+    @gamma.setter
+    def gamma(self, value: Parameter) -> None:
+        self.weight = value
+
+    @property
+    def beta(self) -> Parameter | None:
+        return self.bias
+
+    @beta.setter
+    def beta(self, value: Parameter) -> None:
+        self.bias = value
+
+    def forward(self, input: Tensor) -> Tensor:
+        if input.ndim not in (2, 3):
+            raise ValueError(f"BatchNorm1d expects a 2-D (N, C) or 3-D (N, C, L) input, got "
+                             f"{input.ndim}-D input of shape {input.shape}")
+        if input.shape[1] != self.num_features:
+            raise ValueError(f"BatchNorm1d({self.num_features}) got an input of shape "
+                             f"{input.shape}: expected {self.num_features} features on axis 1")
+        use_batch_stats = self.training or not self.track_running_stats
+        momentum = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            if input.data.size // self.num_features > 1:  # otherwise batch_norm raises below
+                self.num_batches_tracked.data += 1
+            if self.momentum is None:  # cumulative moving average
+                momentum = 1.0 / max(int(self.num_batches_tracked.data), 1)
+        # Without tracked statistics the buffers are None and batch statistics are always used.
+        return F.batch_norm(input, self.running_mean, self.running_var, self.weight, self.bias,
+                            use_batch_stats, momentum, self.eps, fused=self.fused)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, track_running_stats={self.track_running_stats}")

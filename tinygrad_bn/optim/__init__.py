@@ -1,0 +1,6 @@
+"""Optimizers with PyTorch's names and update rules: read optimizer.py, then sgd.py, adam.py."""
+from .adam import Adam
+from .optimizer import Optimizer
+from .sgd import SGD
+
+__all__ = ["Adam", "Optimizer", "SGD"]

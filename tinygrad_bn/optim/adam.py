@@ -1,0 +1,70 @@
+"""`Adam`: adaptive moment estimation, with PyTorch's semantics (L2 decay, bias correction)."""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+import numpy as np
+
+from .optimizer import Optimizer
+
+__all__ = ["Adam"]
+
+
+class Adam(Optimizer):
+    r"""Adam: per-parameter step sizes from running averages of g and g².
+
+    For each parameter p with gradient g = ∂L/∂p, at step t (as ``torch.optim.Adam``):
+
+        g ← g + λ·p                           weight_decay λ (L2, added to the gradient)
+        m ← β₁·m + (1 − β₁)·g                 first moment
+        v ← β₂·v + (1 − β₂)·g²                second moment
+        m̂ = m / (1 − β₁ᵗ),  v̂ = v / (1 − β₂ᵗ)  bias correction (m and v start at 0)
+        p ← p − η·m̂ / (√v̂ + ε)
+
+    Args:
+        params: parameters or parameter-group dicts. lr: η. betas: (β₁, β₂). eps: ε.
+        weight_decay: λ.
+    """
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3,
+                 betas: tuple = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0, *,
+                 maximize: bool = False):
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                        maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _validate(self, group: dict) -> None:
+        if not group["lr"] >= 0.0:
+            raise ValueError(f"Invalid learning rate: {group['lr']}")
+        if not group["eps"] >= 0.0:
+            raise ValueError(f"Invalid epsilon value: {group['eps']}")
+        for i, beta in enumerate(group["betas"]):
+            if not 0.0 <= beta < 1.0:
+                raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
+        if not group["weight_decay"] >= 0.0:
+            raise ValueError(f"Invalid weight_decay value: {group['weight_decay']}")
+
+    def step(self) -> None:
+        """Update every parameter that has a gradient, in place."""
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = -p.grad if group["maximize"] else p.grad
+                if group["weight_decay"] != 0:
+                    g = g + group["weight_decay"] * p.data
+                state = self.state.get(p)
+                if state is None:
+                    state = self.state[p] = {"step": 0, "exp_avg": np.zeros_like(p.data),
+                                             "exp_avg_sq": np.zeros_like(p.data)}
+                state["step"] += 1
+                m, v, t = state["exp_avg"], state["exp_avg_sq"], state["step"]
+                m *= beta1
+                m += (1 - beta1) * g
+                v *= beta2
+                v += (1 - beta2) * g * g
+                step_size = group["lr"] / (1 - beta1 ** t)
+                denominator = np.sqrt(v) / math.sqrt(1 - beta2 ** t) + group["eps"]
+                p.data -= step_size * m / denominator
