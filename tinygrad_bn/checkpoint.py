@@ -8,6 +8,7 @@ equivalent ``torch.nn`` model too.
 """
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import zipfile
@@ -18,7 +19,10 @@ import numpy as np
 
 from .tensor import Tensor
 
-__all__ = ["save", "load", "atomic_write"]
+__all__ = ["save", "load", "load_with_metadata", "atomic_write"]
+
+# Metadata (a dict) travels as a JSON text in a 0-d unicode array: readable without pickle.
+METADATA_KEY = "__metadata__"
 
 
 def atomic_write(path: str | os.PathLike, write: Any) -> None:
@@ -37,8 +41,12 @@ def atomic_write(path: str | os.PathLike, write: Any) -> None:
         raise
 
 
-def save(state_dict: dict, path: str | os.PathLike) -> None:
-    """Write a dict of arrays (e.g. ``model.state_dict()``) to ``path`` as an ``.npz`` file."""
+def save(state_dict: dict, path: str | os.PathLike, *, metadata: dict | None = None) -> None:
+    """Write a dict of arrays (e.g. ``model.state_dict()``) to ``path`` as an ``.npz`` file.
+
+    ``metadata``, a JSON-serialisable dict, is stored beside the arrays (see
+    `load_with_metadata`).
+    """
     arrays = {}
     for key, value in state_dict.items():
         array = np.asarray(value.data if isinstance(value, Tensor) else value)
@@ -46,17 +54,24 @@ def save(state_dict: dict, path: str | os.PathLike) -> None:
             raise TypeError(f"cannot save {key!r}: checkpoints hold numeric arrays only, got "
                             f"dtype {array.dtype}")
         arrays[key] = array
+    if metadata is not None:
+        arrays[METADATA_KEY] = np.array(json.dumps(metadata))
     atomic_write(path, lambda file: np.savez(file, **arrays))
 
 
 def load(path: str | os.PathLike) -> dict:
     """Read an ``.npz`` checkpoint into a dict of numpy arrays (no pickle is ever loaded)."""
+    return load_with_metadata(path)[0]
+
+
+def load_with_metadata(path: str | os.PathLike) -> tuple:
+    """Read an ``.npz`` checkpoint: returns (dict of arrays, metadata dict or {})."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         with np.load(path, allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
+            arrays = {key: archive[key] for key in archive.files}
     except ValueError as error:
         if "allow_pickle" in str(error) or "Object arrays" in str(error):
             raise ValueError(f"{path} contains pickled Python objects; refusing to load it "
@@ -64,3 +79,10 @@ def load(path: str | os.PathLike) -> dict:
         raise ValueError(f"{path} is not a valid .npz checkpoint: {error}") from None
     except (OSError, zipfile.BadZipFile, EOFError) as error:
         raise ValueError(f"{path} is not a valid .npz checkpoint: {error}") from None
+    metadata = {}
+    if METADATA_KEY in arrays:
+        try:
+            metadata = json.loads(str(arrays.pop(METADATA_KEY)))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: its metadata is not valid JSON ({error})") from None
+    return arrays, metadata

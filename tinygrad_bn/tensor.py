@@ -87,7 +87,10 @@ class Tensor:
                [6., 8.]], dtype=float32)
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "op", "parents", "_ctx", "__weakref__")
+    # `_module_call` is set only on a tensor that a Module returned: (module, inputs), so that
+    # the graph renderer can group the ops each layer produced. Unset slots cost nothing.
+    __slots__ = ("data", "grad", "requires_grad", "op", "parents", "_ctx", "_module_call",
+                 "__weakref__")
     # Tell numpy to leave `array * tensor` to Tensor.__rmul__ instead of looping over elements.
     __array_ufunc__ = None
 

@@ -119,7 +119,13 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.forward(*args, **kwargs)
+        out = self.forward(*args, **kwargs)
+        # Remember which module made a graph node and from which inputs, so viz.py can draw
+        # each layer's ops as one labelled group. The innermost module wins: a Sequential
+        # returns its last layer's output, which that layer has already marked.
+        if type(out) is Tensor and out._ctx is not None and not hasattr(out, "_module_call"):
+            out._module_call = (self, args)
+        return out
 
     # --- walking the tree ---------------------------------------------------------------------
 

@@ -1,0 +1,228 @@
+"""The placement example end to end: build the network, train it, evaluate it, save it.
+
+The network follows the course notes — per hidden layer Linear → BatchNorm1d → ReLU (BN after
+the Linear, before the activation), then a Linear output giving one logit, trained with
+BCE-with-logits and SGD. The command line (``tinygrad-bn train``) is a thin front for `train`.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from . import checkpoint, nn, optim
+from .data import Dataset, Standardizer, batches, dropped_rows, train_test_split
+from .function import no_grad
+from .random import manual_seed
+from .tensor import Tensor
+
+__all__ = ["TrainConfig", "TrainResult", "build_model", "train", "evaluate", "predict_proba",
+           "save_model", "load_model", "batchnorm_parameters"]
+
+FORMAT = "tinygrad-bn placement model v1"
+
+
+def build_model(n_features: int, hidden: Sequence[int] = (16, 16), batch_norm: bool = True,
+                *, fused: bool = True) -> nn.Sequential:
+    """Linear → BatchNorm1d → ReLU for each hidden size, then Linear → 1 logit.
+
+    Without batch norm the blocks are Linear → ReLU. (The Linear bias before a BatchNorm is
+    kept, as PyTorch's defaults do, although BN makes it redundant: its gradient is zero.)
+    """
+    layers: list = []
+    width = n_features
+    for size in hidden:
+        layers.append(nn.Linear(width, size))
+        if batch_norm:
+            layers.append(nn.BatchNorm1d(size, fused=fused))
+        layers.append(nn.ReLU())
+        width = size
+    layers.append(nn.Linear(width, 1))
+    return nn.Sequential(*layers)
+
+
+@dataclass
+class TrainConfig:
+    """Every option of a training run (the CLI's options, with the same defaults)."""
+
+    hidden: tuple = (16, 16)
+    batch_norm: bool = True
+    lr: float = 0.1
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    epochs: int = 50
+    batch_size: int = 32
+    test_size: float = 0.2
+    seed: int = 0
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first option out of range."""
+        checks = [
+            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (self.momentum >= 0, f"momentum must be >= 0, got {self.momentum}"),
+            (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.batch_size >= 2, f"batch size must be >= 2 (BatchNorm needs two rows), "
+                                   f"got {self.batch_size}"),
+            (0 < self.test_size < 1, f"test size must be in (0, 1), got {self.test_size}"),
+            (len(self.hidden) > 0 and all(h > 0 for h in self.hidden),
+             f"hidden sizes must be positive integers, got {list(self.hidden)}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced: the model, its data scaling and the measurements."""
+
+    model: nn.Sequential
+    standardizer: Standardizer
+    feature_names: tuple
+    config: TrainConfig
+    train_accuracy: float
+    test_accuracy: float
+    test_loss: float
+    confusion_matrix: list          # [[tn, fp], [fn, tp]] on the test split
+    majority_accuracy: float        # predicting the most common training class
+    history: list = field(default_factory=list)  # per epoch: loss and accuracies
+    dropped_rows_per_epoch: int = 0
+
+    def summary(self) -> dict:
+        """A JSON-ready dict of the measurements, options and learned γ/β."""
+        return {
+            "train_accuracy": self.train_accuracy,
+            "test_accuracy": self.test_accuracy,
+            "test_loss": self.test_loss,
+            "majority_accuracy": self.majority_accuracy,
+            "confusion_matrix": self.confusion_matrix,
+            "history": self.history,
+            "batchnorm": batchnorm_parameters(self.model),
+            "features": list(self.feature_names),
+            "dropped_rows_per_epoch": self.dropped_rows_per_epoch,
+            "options": {**asdict(self.config), "hidden": list(self.config.hidden)},
+        }
+
+
+def batchnorm_parameters(model: nn.Module) -> list:
+    """γ and β of every BatchNorm1d layer: [{"layer": "1", "gamma": [...], "beta": [...]}]."""
+    return [{"layer": name, "gamma": module.gamma.data.tolist(), "beta": module.beta.data.tolist()}
+            for name, module in model.named_modules()
+            if isinstance(module, nn.BatchNorm1d) and module.affine]
+
+
+def predict_proba(model: nn.Module, X: np.ndarray) -> np.ndarray:
+    """P(placed = 1) for each row of already-standardised features, in evaluation mode."""
+    was_training = model.training
+    model.eval()
+    with no_grad():
+        logits = model(Tensor(X)).data.reshape(-1)
+    model.train(was_training)
+    return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+
+
+def evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray) -> dict:
+    """Loss, accuracy and confusion matrix [[tn, fp], [fn, tp]] in evaluation mode."""
+    probability = predict_proba(model, X)
+    clipped = np.clip(probability, 1e-12, 1 - 1e-12)
+    loss = float(-np.mean(y * np.log(clipped) + (1 - y) * np.log(1 - clipped)))
+    predicted = (probability >= 0.5).astype(int)
+    actual = y.astype(int)
+    confusion = [[int(np.sum((actual == a) & (predicted == p))) for p in (0, 1)] for a in (0, 1)]
+    return {"loss": loss, "accuracy": float(np.mean(predicted == actual)),
+            "confusion_matrix": confusion}
+
+
+def train(dataset: Dataset, config: TrainConfig,
+          on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
+    """Train the placement network on ``dataset``; the same seed gives the same numbers.
+
+    Steps: stratified split → standardise (statistics from the training split) → for each
+    epoch, shuffled mini-batches of forward, BCE-with-logits loss, backward, SGD step →
+    evaluate. ``on_epoch`` receives each epoch's record (for progress display).
+    """
+    config.validate()
+    if dataset.y is None:
+        raise ValueError(f"{dataset.source}: training needs a target column")
+    rng = np.random.default_rng(config.seed)
+    X_train, X_test, y_train, y_test = train_test_split(dataset.X, dataset.y, config.test_size,
+                                                        rng)
+    if len(X_train) < 2 or len(X_test) < 1:
+        raise ValueError(f"{dataset.source}: {len(dataset)} rows are too few to split into "
+                         "training and test sets")
+    scaler = Standardizer.fit(X_train)
+    X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+
+    manual_seed(config.seed)
+    model = build_model(X_train.shape[1], config.hidden, config.batch_norm)
+    optimizer = optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                          weight_decay=config.weight_decay)
+    loss_fn = nn.BCEWithLogitsLoss()
+    history = []
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        total, count = 0.0, 0
+        for X_batch, y_batch in batches(X_train, y_train, config.batch_size, rng):
+            loss = loss_fn(model(Tensor(X_batch)), y_batch.reshape(-1, 1))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(X_batch)
+            count += len(X_batch)
+        record = {"epoch": epoch, "train_loss": total / count,
+                  "train_accuracy": evaluate(model, X_train, y_train)["accuracy"],
+                  "test_accuracy": evaluate(model, X_test, y_test)["accuracy"]}
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+
+    final_train, final_test = evaluate(model, X_train, y_train), evaluate(model, X_test, y_test)
+    share = float(np.mean(y_train, dtype=np.float64))
+    majority = max(share, 1.0 - share)
+    return TrainResult(model, scaler, dataset.feature_names, config,
+                       train_accuracy=final_train["accuracy"],
+                       test_accuracy=final_test["accuracy"], test_loss=final_test["loss"],
+                       confusion_matrix=final_test["confusion_matrix"],
+                       majority_accuracy=majority, history=history,
+                       dropped_rows_per_epoch=dropped_rows(len(X_train), config.batch_size))
+
+
+# --- saving and loading a trained model -----------------------------------------------------------
+
+def save_model(path: str | os.PathLike, result: TrainResult) -> None:
+    """One self-contained .npz: weights and BN running statistics (under ``model.``), the
+    standardisation statistics, and the architecture and feature names as JSON."""
+    metadata = {
+        "format": FORMAT,
+        "features": list(result.feature_names),
+        "hidden": list(result.config.hidden),
+        "batch_norm": result.config.batch_norm,
+        "test_accuracy": result.test_accuracy,
+        "options": {**asdict(result.config), "hidden": list(result.config.hidden)},
+    }
+    state = {f"model.{k}": v for k, v in result.model.state_dict().items()}
+    state["standardizer.mean"] = result.standardizer.mean
+    state["standardizer.std"] = result.standardizer.std
+    checkpoint.save(state, path, metadata=metadata)
+
+
+def load_model(path: str | os.PathLike) -> tuple:
+    """Read a file written by `save_model`: returns (model in eval mode, Standardizer, metadata).
+
+    Raises ValueError naming the file when it is not such a model or does not fit its own
+    architecture.
+    """
+    state, metadata = checkpoint.load_with_metadata(path)
+    if metadata.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a tinygrad-bn placement model (no model metadata)")
+    try:
+        model = build_model(len(metadata["features"]), metadata["hidden"], metadata["batch_norm"])
+        model.load_state_dict({k[len("model."):]: v for k, v in state.items()
+                               if k.startswith("model.")})
+        scaler = Standardizer(state["standardizer.mean"], state["standardizer.std"])
+    except (KeyError, RuntimeError, TypeError, ValueError) as error:
+        raise ValueError(f"{path}: the model file is damaged: {error}") from None
+    return model.eval(), scaler, metadata
