@@ -320,6 +320,7 @@ class BNCase(NamedTuple):
     name: str
     kwargs: dict                 # constructor arguments, the same in both libraries
     shape: tuple                 # (N, C) or (N, C, L)
+    constant_channel: bool = False  # channel 0 holds one value: σ² = 0, only ε divides
 
 
 BN_CASES = [
@@ -330,6 +331,8 @@ BN_CASES = [
     BNCase("eps=1e-3 momentum=0.3 x(8,3)", {"eps": 1e-3, "momentum": 0.3}, (8, 3)),
     BNCase("momentum=1.0 x(8,3)", {"momentum": 1.0}, (8, 3)),
     BNCase("batch of 2 x(2,4)", {}, (2, 4)),
+    BNCase("constant channel x(8,3)", {}, (8, 3), constant_channel=True),
+    BNCase("constant channel x(4,3,5)", {"momentum": None}, (4, 3, 5), constant_channel=True),
     BNCase("affine=False x(8,3)", {"affine": False}, (8, 3)),
     BNCase("affine=False x(4,3,5)", {"affine": False}, (4, 3, 5)),
     BNCase("track_running_stats=False x(8,3)", {"track_running_stats": False}, (8, 3)),
@@ -352,13 +355,17 @@ def _bn_pair(case: BNCase, fused: bool, rng: np.random.Generator) -> tuple:
     return ours, theirs
 
 
-def _bn_batch(rng: np.random.Generator, shape: tuple) -> np.ndarray:
+def _bn_batch(rng: np.random.Generator, shape: tuple,
+              constant_channel: bool = False) -> np.ndarray:
     """A batch whose channels have distinct means and spreads, so the statistics matter."""
     channels = shape[1]
     stat_shape = (1, channels) + (1,) * (len(shape) - 2)
     centre = rng.uniform(-3, 3, stat_shape)
     spread = rng.uniform(0.5, 4, stat_shape)
-    return centre + spread * rng.standard_normal(shape)
+    batch = centre + spread * rng.standard_normal(shape)
+    if constant_channel:
+        batch[:, 0] = 1.5
+    return batch
 
 
 def _bn_step(name: str, ours: nn.BatchNorm1d, theirs: Any, x: np.ndarray,
@@ -384,7 +391,7 @@ def test_batchnorm_training_batches(case: BNCase, fused: bool) -> None:
     ours, theirs = _bn_pair(case, fused, rng)
     for batch in range(4):
         name = f"BatchNorm1d {case.name} fused={fused} training batch {batch + 1}"
-        _bn_step(name, ours, theirs, _bn_batch(rng, case.shape), rng)
+        _bn_step(name, ours, theirs, _bn_batch(rng, case.shape, case.constant_channel), rng)
 
 
 @pytest.mark.parametrize("fused", FUSED)
@@ -394,18 +401,20 @@ def test_batchnorm_eval_after_training(case: BNCase, fused: bool) -> None:
     rng = _rng(case.name + " eval")
     ours, theirs = _bn_pair(case, fused, rng)
     prefix = f"BatchNorm1d {case.name} fused={fused}"
+    constant = case.constant_channel
     for batch in range(3):
         _bn_step(f"{prefix} training batch {batch + 1}", ours, theirs,
-                 _bn_batch(rng, case.shape), rng)
+                 _bn_batch(rng, case.shape, constant), rng)
     ours.eval()
     theirs.eval()
-    _bn_step(f"{prefix} eval", ours, theirs, _bn_batch(rng, case.shape), rng)
+    _bn_step(f"{prefix} eval", ours, theirs, _bn_batch(rng, case.shape, constant), rng)
     if ours.track_running_stats:  # batch statistics of one example do not exist
         single = (1,) + case.shape[1:2] + (1,) * (len(case.shape) - 2)
         _bn_step(f"{prefix} eval one example", ours, theirs, _bn_batch(rng, single), rng)
     ours.train()
     theirs.train()
-    _bn_step(f"{prefix} training again", ours, theirs, _bn_batch(rng, case.shape), rng)
+    _bn_step(f"{prefix} training again", ours, theirs, _bn_batch(rng, case.shape, constant),
+             rng)
 
 
 class FunctionalBNCase(NamedTuple):
@@ -491,8 +500,9 @@ OPTIM_CASES = [
               {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-3},
               groups=(((0,), {"lr": 0.03, "weight_decay": 0.1}),
                       ((1, 2), {"momentum": 0.5}))),
-    OptimCase("SGD momentum, a gradient missing on step 4", "SGD",
-              {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01}, no_grad_at=((4, 1), (5, 2))),
+    OptimCase("SGD momentum, gradients missing on steps 1, 4, 5", "SGD",
+              {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01},
+              no_grad_at=((1, 2), (4, 1), (5, 2))),
     OptimCase("SGD lr changed in param_groups before step 6", "SGD",
               {"lr": 0.1, "momentum": 0.9}, lr_change=(6, 0, 0.02)),
     OptimCase("Adam default", "Adam", {}),

@@ -22,9 +22,12 @@ NON_NEGATIVE_FLOAT = click.FloatRange(min=0.0)
 
 def _load_training_data(path: str | None, features: tuple, target: str) -> Any:
     try:
-        return load_csv(path or bundled_placement_path(), features, target)
+        dataset = load_csv(path or bundled_placement_path(), features, target)
     except DataError as error:
         raise FileProblem(str(error)) from None
+    if path is None:
+        dataset.source = "the bundled placement.csv"
+    return dataset
 
 
 def _architecture(result: TrainResult) -> str:
