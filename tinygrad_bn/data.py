@@ -122,7 +122,9 @@ def load_csv(path: str | os.PathLike, features: Sequence[str] = DEFAULT_FEATURES
             rows = list(csv.reader(file))
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a text CSV file (cannot decode it as UTF-8)") from None
-    rows = [(number, row) for number, row in enumerate(rows, start=1) if any(c.strip() for c in row)]
+    # Keep the file's line numbers for messages; skip blank lines.
+    rows = [(number, row) for number, row in enumerate(rows, start=1)
+            if any(cell.strip() for cell in row)]
     if not rows:
         raise DataError(f"{path}: the file is empty")
     header = [name.strip() for name in rows[0][1]]
