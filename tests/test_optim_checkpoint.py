@@ -139,6 +139,7 @@ def test_save_load_round_trip(tmp_path):
     fresh.load_state_dict(loaded)
     assert int(fresh[1].num_batches_tracked.data) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]  # no temporary file left
+    assert path.stat().st_mode & 0o044  # readable by others, like any new file (umask 022)
 
 
 def test_a_checkpoint_with_a_missing_key_is_refused_with_the_list(tmp_path):

@@ -35,6 +35,10 @@ def atomic_write(path: str | os.PathLike, write: Any) -> None:
     try:
         with os.fdopen(handle, "wb") as file:
             write(file)
+        # mkstemp makes the file private (0600); give it the permissions of a normal new file.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)

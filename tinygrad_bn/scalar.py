@@ -118,13 +118,14 @@ def batch_norm(batch: Sequence[Sequence[Value | float]], gamma: Sequence[Value |
         column = [x if isinstance(x, Value) else Value(x) for x in (row[c] for row in batch)]
         mean = sum(column[1:], column[0]) * (1.0 / m)
         mean.label = f"μ_B[{c}]"
-        squares = [(x - mean) ** 2 for x in column]
+        centred = [x - mean for x in column]
+        squares = [d ** 2 for d in centred]
         var = sum(squares[1:], squares[0]) * (1.0 / m)
         var.label = f"σ²_B[{c}]"
         std = (var + eps).sqrt()
         std.label = f"√(σ²_B[{c}]+ε)"
-        for i, x in enumerate(column):
-            z_hat = (x - mean) / std
+        for i, d in enumerate(centred):
+            z_hat = d / std
             z_hat.label = f"ẑ[{i},{c}]"
             y = z_hat * gamma[c] + beta[c]
             y.label = f"y[{i},{c}]"
