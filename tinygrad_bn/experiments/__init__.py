@@ -1,0 +1,82 @@
+"""Experiments that show what BatchNorm does — and what it does not — with numbers.
+
+Each experiment trains the same network with and without BatchNorm from the same seeds, over
+several seeds, and returns an `ExperimentResult`: tables of mean ± spread, one-line findings
+computed from them, and the data behind an optional plot. The command line runs them as
+``tinygrad-bn experiment NAME``; docs/batchnorm.md shows the full results.
+
+=================  ==========================================================================
+lr-sweep           final loss and accuracy against the learning rate (claims 1 and 2)
+init-sweep         sensitivity to the scale of the initial weights (claim 4)
+regularization     train/test gap with BN, dropout, both, neither (claim 3)
+covariate-shift    a hidden layer's input distribution over training (the motivation)
+speed              steps to reach a target training loss (claim 2)
+=================  ==========================================================================
+
+Reading order: datasets.py (the two tasks) → training.py (networks, one training loop) →
+report.py (tables) → sweep.py → one module per experiment → plotting.py.
+
+Example:
+    >>> from tinygrad_bn.experiments import run_experiment
+    >>> result = run_experiment("lr-sweep", quick=True)   # seconds; the full run takes minutes
+    >>> print(result.text())
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import ModuleType
+
+from . import covariate_shift, init_sweep, lr_sweep, regularization, speed
+from .datasets import Task, make_spirals, placement_task, spirals_task
+from .plotting import INSTALL_HINT, PLOT_FORMATS, PlotUnavailable
+from .report import ExperimentResult, Progress, Table
+from .training import NetSpec, Run, ShiftNoise, Tap, build_network, evaluate, train_network
+
+__all__ = [
+    "EXPERIMENTS", "run_experiment", "plot_experiment", "ExperimentResult", "Table", "Progress",
+    "PlotUnavailable", "INSTALL_HINT", "PLOT_FORMATS", "Task", "make_spirals", "spirals_task",
+    "placement_task", "NetSpec", "Run", "ShiftNoise", "Tap", "build_network", "evaluate",
+    "train_network",
+]
+
+# Name → module; each module has NAME, SUMMARY, DEFAULT_SEEDS, run() and plot().
+EXPERIMENTS: dict = {module.NAME: module for module in
+                     (lr_sweep, init_sweep, regularization, covariate_shift, speed)}
+
+
+def _experiment(name: str) -> ModuleType:
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; choose from {', '.join(EXPERIMENTS)}")
+    return EXPERIMENTS[name]
+
+
+def run_experiment(name: str, *, quick: bool = False, seeds: int | None = None,
+                   progress: Progress | None = None) -> ExperimentResult:
+    """Run the experiment ``name`` and return its result.
+
+    Args:
+        name: one of `EXPERIMENTS` (``"lr-sweep"``, ``"init-sweep"``, ``"regularization"``,
+            ``"covariate-shift"``, ``"speed"``).
+        quick: a seconds-long version with fewer steps, values and seeds (for tests and a first
+            look; its numbers show the mechanics, not the effects).
+        seeds: how many seeds (0 … seeds − 1); default: the experiment's own (3 or 5; 2 quick).
+        progress: called as ``progress(done, total, label)`` before each training run.
+    """
+    module = _experiment(name)
+    if seeds is not None and (isinstance(seeds, bool) or not isinstance(seeds, int)
+                              or seeds < 1):
+        raise ValueError(f"seeds must be a positive integer, got {seeds!r}")
+    return module.run(quick=quick, seeds=seeds, progress=progress)
+
+
+def plot_experiment(result: ExperimentResult, path: str | os.PathLike) -> None:
+    """Draw ``result``'s figure into ``path`` (.png, .svg or .pdf).
+
+    Raises `PlotUnavailable` (an ImportError) when matplotlib is not installed.
+    """
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in PLOT_FORMATS:
+        raise ValueError(f"{path}: a plot file must end in "
+                         f"{', '.join('.' + f for f in PLOT_FORMATS)}")
+    _experiment(result.name).plot(result, path)
