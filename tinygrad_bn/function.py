@@ -55,13 +55,15 @@ class Context:
     """What a Function's forward leaves for its backward.
 
     ``save_for_backward(*arrays)`` stores arrays, read back as ``saved_tensors``;
-    ``needs_input_grad`` tells backward which inputs want a gradient, so it may skip work;
+    ``needs_input_grad`` tells forward and backward which inputs want a gradient, so they may
+    skip work; ``function`` is the Function class itself (how backward finds its rule);
     any other attribute (an axis, a shape) can be set freely.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, function: type | None = None, needs_input_grad: tuple = ()) -> None:
+        self.function = function
+        self.needs_input_grad = needs_input_grad
         self.saved_tensors: tuple = ()
-        self.needs_input_grad: tuple = ()
 
     def save_for_backward(self, *arrays: Any) -> None:
         self.saved_tensors = arrays
@@ -93,22 +95,22 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs: Any, **options: Any) -> "Tensor":
-        """Run ``forward`` on the inputs' arrays and return the result as a graph node."""
-        tensors = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in inputs)
-        ctx = Context()
+        """Run ``forward`` on the inputs' arrays and return the result as a graph node.
+
+        This runs once per operation of every step, so it is kept lean: list comprehensions
+        rather than generator expressions, and one Tensor constructor call without checks.
+        """
+        tensors = tuple([x if isinstance(x, Tensor) else Tensor(x) for x in inputs])
+        needs_input_grad = tuple([t.requires_grad for t in tensors])
+        ctx = Context(cls, needs_input_grad)
         data = cls.forward(ctx, *[t.data for t in tensors], **options)
         if type(data) is not np.ndarray:
             data = np.asarray(data)  # numpy turns 0-d results into scalars; keep arrays
-        track = _GradMode.enabled and any(t.requires_grad for t in tensors)
-        if not track:
+        if not (_GradMode.enabled and any(needs_input_grad)):
             return Tensor._make(data, False)
-        ctx.needs_input_grad = tuple(t.requires_grad for t in tensors)
-        ctx.function = cls  # backward is found through the context: node → ctx → Function
-        out = Tensor._make(data, True)
-        out._ctx = ctx
-        out.parents = tensors
-        out.op = cls.__name__
-        return out
+        # The new node: its parents are the inputs, and backward finds its rule through the
+        # context (node → ctx → ctx.function.backward).
+        return Tensor._make(data, True, ctx, tensors, cls.__name__)
 
 
 # Imported last on purpose: tensor.py builds on Function, and Function.apply builds Tensors.

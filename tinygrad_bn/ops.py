@@ -18,8 +18,9 @@ import numpy as np
 from .function import Context, Function
 
 __all__ = [
-    "unbroadcast", "stable_sigmoid", "Add", "Sub", "Mul", "Div", "Neg", "Pow", "MatMul", "Sum", "Max", "Exp", "Log",
-    "Sqrt", "Tanh", "Sigmoid", "ReLU", "LogSoftmax", "Reshape", "Permute", "GetItem",
+    "unbroadcast", "stable_sigmoid", "stable_log_softmax",
+    "Add", "Sub", "Mul", "Div", "Neg", "Pow", "MatMul", "Sum", "Max", "Exp", "Log", "Sqrt", "Tanh",
+    "Sigmoid", "ReLU", "LogSoftmax", "Reshape", "Permute", "GetItem",
 ]
 
 
@@ -32,7 +33,8 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     if grad.shape == shape:
         return grad
     extra = grad.ndim - len(shape)
-    stretched = tuple(i + extra for i, n in enumerate(shape) if n == 1 and grad.shape[i + extra] != 1)
+    stretched = tuple(i + extra for i, n in enumerate(shape)
+                      if n == 1 and grad.shape[i + extra] != 1)
     summed = grad.sum(axis=tuple(range(extra)) + stretched, keepdims=True)
     return summed.reshape(shape)
 
@@ -44,6 +46,13 @@ def stable_sigmoid(x: np.ndarray) -> np.ndarray:
     """
     z = np.exp(-np.abs(x))
     return np.where(x >= 0, 1 / (1 + z), z / (1 + z))
+
+
+def stable_log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    """log softmax(x) = x − log Σⱼ eˣʲ along ``axis``, computed as (x − m) − log Σ e^(x − m) with
+    m = max x, so that large logits do not overflow."""
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
 
 def _broadcast_error(symbol: str, a: np.ndarray, b: np.ndarray) -> ValueError:
@@ -319,13 +328,12 @@ class Max(Function):
 class LogSoftmax(Function):
     """y = x − log Σⱼ eˣʲ along ``axis``;  ∂L/∂x = g − softmax(x) · Σⱼ gⱼ.
 
-    Computed as (x − m) − log Σ e^(x − m) with m = max x, so large logits do not overflow.
+    Computed by `stable_log_softmax`, so large logits do not overflow.
     """
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, *, axis: int) -> np.ndarray:
-        shifted = x - np.max(x, axis=axis, keepdims=True)
-        y = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+        y = stable_log_softmax(x, axis)
         ctx.save_for_backward(y)
         ctx.axis = axis
         return y

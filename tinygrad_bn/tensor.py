@@ -87,8 +87,10 @@ class Tensor:
                [6., 8.]], dtype=float32)
     """
 
-    # `_module_call` is set only on a tensor that a Module returned: (module, inputs), so that
-    # the graph renderer can group the ops each layer produced. Unset slots cost nothing.
+    # `_module_call` is (module, inputs) on a tensor that a Module returned, None otherwise, so
+    # that the graph renderer can group the ops each layer produced.
+    # __slots__ rather than a per-object __dict__: a step creates a few dozen tensors, and slots
+    # make each one smaller and its attributes quicker to reach.
     __slots__ = ("data", "grad", "requires_grad", "op", "parents", "_ctx", "_module_call",
                  "__weakref__")
     # Tell numpy to leave `array * tensor` to Tensor.__rmul__ instead of looping over elements.
@@ -105,13 +107,15 @@ class Tensor:
         self.op: str = ""          # name of the Function that made this tensor ("" for a leaf)
         self.parents: tuple = ()   # the tensors it was computed from, in argument order
         self._ctx: Context | None = None
+        self._module_call: tuple | None = None
 
-    @classmethod
-    def _make(cls, data: np.ndarray, requires_grad: bool) -> Tensor:
+    @staticmethod
+    def _make(data: np.ndarray, requires_grad: bool, ctx: Context | None = None,
+              parents: tuple = (), op: str = "") -> Tensor:
         """Wrap an op's result without copying or checking it (the hot path of every op)."""
         out = object.__new__(Tensor)
         out.data, out.grad, out.requires_grad = data, None, requires_grad
-        out.op, out.parents, out._ctx = "", (), None
+        out.op, out.parents, out._ctx, out._module_call = op, parents, ctx, None
         return out
 
     # --- attributes -----------------------------------------------------------------------
@@ -212,7 +216,8 @@ class Tensor:
                 continue  # the node does not lead to self through tracked ops
             ctx = node._ctx
             if ctx is None:  # a leaf: accumulate into .grad, owning its array
-                if id(g) in given_to_leaves or not g.flags.owndata:
+                # (`g.base` is set for a view of another array; cheaper to ask than g.flags)
+                if id(g) in given_to_leaves or g.base is not None:
                     g = g.copy()
                 given_to_leaves.add(id(g))
                 node.grad = g if node.grad is None else node.grad + g

@@ -7,7 +7,12 @@ A `Value` wraps a Python float. Every operation creates a new `Value` that remem
     parent.grad += (∂out/∂parent) · out.grad
 
 Storing numbers instead of closures keeps the graph free of reference cycles, so Python's
-garbage collector has nothing to chase (micrograd's closures make it the main cost).
+garbage collector never has garbage to chase (micrograd's closures make it the main cost).
+
+Every scalar op has one or two operands, so a node keeps them in two slots, ``_a`` and ``_b``,
+with their local derivatives in ``_da`` and ``_db`` (``parents`` reads them back as a tuple).
+Why not tuples: a graph of n nodes is then n Python objects instead of 3n, and the collector's
+work — it still walks every object that can hold references — shrinks with them.
 
 Read next: function.py and tensor.py, the same idea on numpy arrays.
 """
@@ -65,35 +70,44 @@ class Value:
         (-2.0, 2.0)
     """
 
-    __slots__ = ("data", "grad", "op", "parents", "label", "_local_grads")
+    __slots__ = ("data", "grad", "op", "label", "_a", "_da", "_b", "_db")
 
-    def __init__(self, data: Number, label: str = "", *, _parents: tuple = (),
-                 _local_grads: tuple = (), _op: str = ""):
-        if isinstance(data, Value):
-            data = data.data
-        if isinstance(data, bool) or not isinstance(data, numbers.Real):
-            raise TypeError(f"Value needs a real number, got {type(data).__name__}: {data!r}")
-        self.data = float(data)
+    def __init__(self, data: Number, label: str = ""):
+        if type(data) is not float:  # the checks below are skipped in the common case
+            if isinstance(data, Value):
+                data = data.data
+            if isinstance(data, bool) or not isinstance(data, numbers.Real):
+                raise TypeError(f"Value needs a real number, got {type(data).__name__}: "
+                                f"{data!r}")
+            data = float(data)
+        self.data = data
         self.grad = 0.0
-        self.op = _op
-        self.parents = _parents
+        self.op = ""
         self.label = label
-        # ∂self/∂parent for each parent, in the same order: the op's backward rule.
-        self._local_grads = _local_grads
+        self._a, self._da = None, 0.0  # a leaf: no parents
+        self._b, self._db = None, 0.0
+
+    @property
+    def parents(self) -> tuple:
+        """The nodes this one was computed from, in operand order (empty for a leaf)."""
+        if self._a is None:
+            return ()
+        if self._b is None:
+            return (self._a,)
+        return (self._a, self._b)
 
     # --- primitive operations: forward value and local derivatives side by side -------------
+    # _node(result, op, a, ∂out/∂a, b, ∂out/∂b) builds the output node (see below the class).
 
     def __add__(self, other: Value | Number) -> Value:
         """out = a + b;  ∂out/∂a = 1,  ∂out/∂b = 1."""
-        other = _as_value(other)
-        return Value(self.data + other.data, _parents=(self, other), _local_grads=(1.0, 1.0),
-                     _op="+")
+        other = other if isinstance(other, Value) else Value(other)
+        return _node(self.data + other.data, "+", self, 1.0, other, 1.0)
 
     def __mul__(self, other: Value | Number) -> Value:
         """out = a · b;  ∂out/∂a = b,  ∂out/∂b = a."""
-        other = _as_value(other)
-        return Value(self.data * other.data, _parents=(self, other),
-                     _local_grads=(other.data, self.data), _op="*")
+        other = other if isinstance(other, Value) else Value(other)
+        return _node(self.data * other.data, "*", self, other.data, other, self.data)
 
     def __pow__(self, k: Number) -> Value:
         """out = xᵏ for a number k;  ∂out/∂x = k·xᵏ⁻¹."""
@@ -101,41 +115,39 @@ class Value:
             raise TypeError("Value ** k needs a number exponent k (int or float), "
                             f"got {type(k).__name__}")
         k = float(k)
-        return Value(_power(self.data, k), _parents=(self,),
-                     _local_grads=(k * _power(self.data, k - 1.0),), _op=f"**{k:g}")
+        return _node(_power(self.data, k), f"**{k:g}", self, k * _power(self.data, k - 1.0))
 
     def exp(self) -> Value:
         """out = eˣ;  ∂out/∂x = eˣ = out."""
         out = _ieee(math.exp, self.data, np.exp)
-        return Value(out, _parents=(self,), _local_grads=(out,), _op="exp")
+        return _node(out, "exp", self, out)
 
     def log(self) -> Value:
         """out = ln x;  ∂out/∂x = 1/x.  (ln of a negative number is nan, as for floats.)"""
-        out = _ieee(math.log, self.data, np.log)
-        return Value(out, _parents=(self,), _local_grads=(_power(self.data, -1.0),), _op="log")
+        return _node(_ieee(math.log, self.data, np.log), "log", self, _power(self.data, -1.0))
 
     def sqrt(self) -> Value:
         """out = √x;  ∂out/∂x = 1/(2√x)."""
         out = _ieee(math.sqrt, self.data, np.sqrt)
-        return Value(out, _parents=(self,), _local_grads=(0.5 * _power(out, -1.0),), _op="sqrt")
+        return _node(out, "sqrt", self, 0.5 * _power(out, -1.0))
 
     def tanh(self) -> Value:
         """out = tanh x;  ∂out/∂x = 1 − tanh² x."""
         out = math.tanh(self.data)  # math.tanh saturates to ±1; it never overflows
-        return Value(out, _parents=(self,), _local_grads=(1.0 - out * out,), _op="tanh")
+        return _node(out, "tanh", self, 1.0 - out * out)
 
     def sigmoid(self) -> Value:
         """out = σ(x) = 1/(1 + e⁻ˣ);  ∂out/∂x = σ(x)·(1 − σ(x))."""
         # e^(−|x|) never overflows; the two branches are the same function rearranged.
         z = math.exp(-abs(self.data))
         out = 1.0 / (1.0 + z) if self.data >= 0 else z / (1.0 + z)
-        return Value(out, _parents=(self,), _local_grads=(out * (1.0 - out),), _op="sigmoid")
+        return _node(out, "sigmoid", self, out * (1.0 - out))
 
     def relu(self) -> Value:
         """out = max(0, x);  ∂out/∂x = 1 if x > 0 else 0."""
-        positive = self.data > 0
-        return Value(self.data if positive else 0.0, _parents=(self,),
-                     _local_grads=(1.0 if positive else 0.0,), _op="relu")
+        if self.data > 0:
+            return _node(self.data, "relu", self, 1.0)
+        return _node(0.0, "relu", self, 0.0)
 
     # --- derived operations: compositions of the primitives above --------------------------
 
@@ -172,12 +184,15 @@ class Value:
         """
         order = topological_order(self)
         for node in order:
-            if node.parents:
+            if node._a is not None:  # not a leaf
                 node.grad = 0.0
         self.grad += 1.0  # ∂self/∂self
         for node in reversed(order):
-            for parent, local in zip(node.parents, node._local_grads):
-                parent.grad += local * node.grad  # the chain rule
+            if node._a is not None:
+                # The chain rule, once per parent (a and b may be the same node: a · a).
+                node._a.grad += node._da * node.grad
+                if node._b is not None:
+                    node._b.grad += node._db * node.grad
 
     def zero_grad(self) -> None:
         """Reset this node's gradient to 0."""
@@ -186,6 +201,25 @@ class Value:
     def __repr__(self) -> str:
         label = f", label={self.label!r}" if self.label else ""
         return f"Value(data={self.data:.6g}, grad={self.grad:.6g}{label})"
+
+
+def _node(data: float, op: str, a: Value, da: float, b: Value | None = None,
+          db: float = 0.0) -> Value:
+    """The result of an op: ``data`` = op(a[, b]), remembering ∂data/∂a = da and ∂data/∂b = db.
+
+    It skips Value.__init__ and its checks (``data`` is already a float): this runs once per
+    node, tens of thousands of times per step of a scalar network.
+    """
+    out = object.__new__(Value)
+    out.data = data
+    out.grad = 0.0
+    out.op = op
+    out.label = ""
+    out._a = a
+    out._da = da
+    out._b = b
+    out._db = db
+    return out
 
 
 def _as_value(x: Value | Number) -> Value:

@@ -8,6 +8,9 @@ from __future__ import annotations
 import click
 
 from .. import __version__
+from .bench import bench_command
+from .experiment import experiment_command
+from .graph import graph_command
 from .placement import data_command, info_command, predict_command, train_command
 
 __all__ = ["main"]
@@ -27,3 +30,6 @@ main.add_command(train_command)
 main.add_command(predict_command)
 main.add_command(info_command)
 main.add_command(data_command)
+main.add_command(graph_command)
+main.add_command(experiment_command)
+main.add_command(bench_command)

@@ -1,10 +1,11 @@
 """Stateless neural-network functions (PyTorch's ``torch.nn.functional``), with their math.
 
-The modules in this package hold parameters and call these. Three of them are *fused* ops —
-one `Function` with a hand-derived backward instead of a chain of primitives — because they
-sit on every training step: `linear`, `batch_norm` (with ``fused=True``) and the binary
-cross-entropy losses. Each one's backward is checked against the composed version and against
-finite differences in the tests.
+The modules in this package hold parameters and call these. Some are *fused* ops — one
+`Function` with a hand-derived backward instead of a chain of primitives — because they sit on
+every training step: `linear`, `batch_norm` (with ``fused=True``), the binary cross-entropy
+losses and `cross_entropy`. Each docstring says what the fusion saves; each backward is checked
+against finite differences and against PyTorch in the tests (docs/performance.md has the
+measurements).
 
 Read next: batchnorm.py, which explains the batch-norm math in full.
 """
@@ -14,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ..function import Context, Function, no_grad
-from ..ops import stable_sigmoid
+from ..function import Context, Function
+from ..ops import stable_log_softmax
 from ..random import generator
 from ..tensor import Tensor
 
@@ -23,6 +24,7 @@ __all__ = [
     "linear", "batch_norm", "relu", "sigmoid", "tanh", "dropout",
     "binary_cross_entropy_with_logits", "binary_cross_entropy", "mse_loss", "cross_entropy",
     "LinearFunction", "BatchNormFunction", "BCEWithLogitsFunction", "BCEFunction",
+    "CrossEntropyFunction", "update_running_stats",
 ]
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -35,22 +37,25 @@ class LinearFunction(Function):
 
     With x flattened to rows X (n, in) and g = ∂L/∂y as rows G (n, out):
     ∂L/∂X = G W,   ∂L/∂W = Gᵀ X,   ∂L/∂b = Σₙ G.
+
+    One op instead of MatMul, Permute and Add: three graph nodes fewer per layer, and the bias
+    is added in place to the product (a fresh array) instead of into a new one.
     """
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, weight: np.ndarray, *bias: np.ndarray) -> np.ndarray:
-        rows = x.reshape(-1, x.shape[-1])
+        rows = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
         out = rows @ weight.T
         if bias:
             out += bias[0]  # in place: `out` is a fresh array
         ctx.save_for_backward(rows, weight)
         ctx.x_shape = x.shape
-        return out.reshape(x.shape[:-1] + (weight.shape[0],))
+        return out if x.ndim == 2 else out.reshape(x.shape[:-1] + (weight.shape[0],))
 
     @staticmethod
     def backward(ctx: Context, g: np.ndarray) -> tuple:
         rows, weight = ctx.saved_tensors
-        g_rows = g.reshape(-1, weight.shape[0])
+        g_rows = g if g.ndim == 2 else g.reshape(-1, weight.shape[0])
         need = ctx.needs_input_grad
         grad_x = (g_rows @ weight).reshape(ctx.x_shape) if need[0] else None
         grad_w = g_rows.T @ rows if need[1] else None
@@ -73,7 +78,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 # --- batch normalisation ------------------------------------------------------------------------
 
 class BatchNormFunction(Function):
-    """Batch normalisation with batch statistics, as one op with its closed-form backward.
+    """Batch normalisation in training mode, as one op with its closed-form backward.
 
     Forward, per channel, with μ and σ² the batch mean and biased batch variance of x:
         x̂ = (x − μ) / √(σ² + ε),      y = γ·x̂ + β.
@@ -81,33 +86,65 @@ class BatchNormFunction(Function):
     Backward, with g = ∂L/∂y, n values per channel and istd = 1/√(σ² + ε):
         ∂L/∂β = Σ g,    ∂L/∂γ = Σ g·x̂,
         ∂L/∂x = γ·istd·(g − mean(g) − x̂·mean(g·x̂))
-    (the derivation is in docs/batchnorm.md). μ and σ² are passed in, computed once by
-    `batch_norm`, which also feeds them to the running averages; they must be x's own batch
-    statistics for this backward to hold.
+    (the derivation is in docs/batchnorm.md).
+
+    Given running buffers, forward also folds μ and σ² into them (`update_running_stats`), as
+    PyTorch's batch_norm kernel does: the statistics are computed once, where they are needed.
+
+    Why fused: one op instead of the ten or so of the composed version — ten graph nodes fewer
+    — and each (N, C) array is visited a handful of times instead of once per primitive.
     """
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, weight: np.ndarray, bias: np.ndarray, *,
-                mean: np.ndarray, var: np.ndarray, eps: float, axes: tuple) -> np.ndarray:
+                eps: float, axes: tuple, running_mean: np.ndarray | None = None,
+                running_var: np.ndarray | None = None, momentum: float = 0.1) -> np.ndarray:
+        n = x.size // weight.size                                # values per channel
+        # Σ/n rather than x.mean(): the same sums without numpy's Python-level mean wrapper,
+        # which costs more than the arithmetic on small batches.
+        mean = x.sum(axis=axes, keepdims=True) / n               # μ, shape (1, C) or (1, C, 1)
+        x_hat = x - mean                                         # x − μ …
+        var = (x_hat * x_hat).sum(axis=axes, keepdims=True) / n  # σ², biased
+        if running_mean is not None and running_var is not None:
+            update_running_stats(running_mean, running_var, mean, var, n, momentum)
         istd = 1.0 / np.sqrt(var + eps)
-        x_hat = (x - mean) * istd
-        shape = mean.shape  # (1, C) or (1, C, 1): broadcasts against x
-        ctx.save_for_backward(x_hat, istd, weight.reshape(shape))
+        x_hat *= istd                                            # … / √(σ² + ε), in place
+        gamma = weight.reshape(mean.shape)
+        ctx.save_for_backward(x_hat, istd, gamma)
         ctx.axes = axes
-        return x_hat * weight.reshape(shape) + bias.reshape(shape)
+        out = x_hat * gamma
+        out += bias.reshape(mean.shape)  # in place: `out` is a fresh array
+        return out
 
     @staticmethod
     def backward(ctx: Context, g: np.ndarray) -> tuple:
         x_hat, istd, gamma = ctx.saved_tensors
         axes = ctx.axes
         n = x_hat.size // gamma.size
-        grad_beta = g.sum(axis=axes, keepdims=True)
-        grad_gamma = (g * x_hat).sum(axis=axes, keepdims=True)
+        # Summed without keepdims, so that γ and β receive arrays of their own shape (C,)
+        # rather than reshaped views, which Tensor.backward would have to copy.
+        grad_beta = g.sum(axis=axes)
+        grad_gamma = (g * x_hat).sum(axis=axes)
         grad_x = None
         if ctx.needs_input_grad[0]:
             # mean(g) = Σg/n and mean(g·x̂) = Σ g·x̂ / n: reuse the two sums above.
-            grad_x = (gamma * istd) * (g - grad_beta / n - x_hat * (grad_gamma / n))
-        return grad_x, grad_gamma.reshape(-1), grad_beta.reshape(-1)
+            mean_g = grad_beta.reshape(gamma.shape) / n
+            mean_g_x_hat = grad_gamma.reshape(gamma.shape) / n
+            grad_x = (gamma * istd) * (g - mean_g - x_hat * mean_g_x_hat)
+        return grad_x, grad_gamma, grad_beta
+
+
+def update_running_stats(running_mean: np.ndarray, running_var: np.ndarray, mean: np.ndarray,
+                         var: np.ndarray, n: int, momentum: float) -> None:
+    """running ← (1 − momentum)·running + momentum·batch, in place, for both buffers.
+
+    ``var`` is the biased batch variance; the running variance stores the *unbiased* one,
+    σ²·n/(n − 1), as PyTorch does. (This momentum is not the optimizer's momentum.)
+    """
+    running_mean *= 1.0 - momentum
+    running_mean += momentum * mean.reshape(-1)
+    running_var *= 1.0 - momentum
+    running_var += (momentum * n / (n - 1)) * var.reshape(-1)
 
 
 def _channel_axes(x: Tensor) -> tuple:
@@ -157,28 +194,23 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     if n <= 1:
         raise ValueError(f"Expected more than 1 value per channel when training, got input "
                          f"of shape {input.shape}")
+    track = running_mean is not None and running_var is not None
     if fused:
-        mean = input.data.mean(axis=axes, keepdims=True)
-        centred = input.data - mean
-        var = (centred * centred).mean(axis=axes, keepdims=True)
-        gamma = weight if weight is not None else Tensor._make(np.ones(channels, mean.dtype), False)
-        beta = bias if bias is not None else Tensor._make(np.zeros(channels, mean.dtype), False)
-        out = BatchNormFunction.apply(input, gamma, beta, mean=mean, var=var, eps=eps, axes=axes)
-    else:
-        mean_t = input.mean(axes, keepdims=True)                  # μ_B
-        centred_t = input - mean_t                                # x − μ_B
-        var_t = (centred_t * centred_t).mean(axes, keepdims=True)  # σ²_B, biased
-        out = _normalize_composed(input, weight, bias, mean_t, var_t, eps, shape)
-        mean, var = mean_t.data, var_t.data
+        dtype = input.dtype if input.dtype.kind == "f" else np.float64
+        gamma = weight if weight is not None else Tensor._make(np.ones(channels, dtype), False)
+        beta = bias if bias is not None else Tensor._make(np.zeros(channels, dtype), False)
+        return BatchNormFunction.apply(
+            input, gamma, beta, eps=eps, axes=axes, momentum=momentum,
+            running_mean=running_mean.data if track else None,
+            running_var=running_var.data if track else None)
 
-    if running_mean is not None and running_var is not None:
-        with no_grad():
-            unbiased = var.reshape(-1) * (n / (n - 1))  # the running variance is unbiased
-            running_mean.data *= 1.0 - momentum
-            running_mean.data += momentum * mean.reshape(-1)
-            running_var.data *= 1.0 - momentum
-            running_var.data += momentum * unbiased
-    return out
+    mean = input.mean(axes, keepdims=True)                  # μ_B
+    centred = input - mean                                  # x − μ_B
+    var = (centred * centred).mean(axes, keepdims=True)     # σ²_B, biased
+    if track:
+        update_running_stats(running_mean.data, running_var.data, mean.data, var.data, n,
+                             momentum)
+    return _normalize_composed(input, weight, bias, mean, var, eps, shape)
 
 
 # --- activations and dropout --------------------------------------------------------------------
@@ -241,8 +273,9 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
 
 
 def _reduce_array(loss: np.ndarray, reduction: str) -> np.ndarray:
+    # Σ/n rather than loss.mean(): the same sum, without numpy's Python-level wrapper.
     if reduction == "mean":
-        return loss.mean()
+        return loss.sum() / loss.size
     if reduction == "sum":
         return loss.sum()
     return loss
@@ -256,23 +289,32 @@ def _reduction_scale(g: np.ndarray, size: int, reduction: str) -> Any:
 class BCEWithLogitsFunction(Function):
     """ℓ = −[y·log σ(x) + (1 − y)·log(1 − σ(x))], computed from the logit x.
 
-    Stable form: ℓ = max(x, 0) − x·y + log(1 + e^(−|x|)), finite even at x = ±1000.
-    Backward: ∂ℓ/∂x = σ(x) − y,  ∂ℓ/∂y = −x.
+    Rearranged: ℓ = log(1 + eˣ) − x·y, and ``np.logaddexp(0, x)`` = log(e⁰ + eˣ) computes the
+    first term without overflow (as max(x, 0) + log(1 + e^(−|x|))), finite even at x = ±1000.
+    Backward: ∂ℓ/∂x = σ(x) − y,  ∂ℓ/∂y = −x, with σ(x) = e^(x − log(1 + eˣ)) reusing the
+    forward's softplus (stable both ways: the exponent is never positive).
+
+    Why fused: sigmoid and log-loss composed would be ~6 ops and unstable; here the forward is
+    three array operations and the backward four.
     """
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, y: np.ndarray, *, reduction: str) -> np.ndarray:
-        ctx.save_for_backward(x, y)
+        softplus = np.logaddexp(0, x)              # log(1 + eˣ)
+        ctx.save_for_backward(x, y, softplus)
         ctx.reduction = reduction
-        loss = np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))
-        return _reduce_array(loss, reduction)
+        return _reduce_array(softplus - x * y, reduction)
 
     @staticmethod
     def backward(ctx: Context, g: np.ndarray) -> tuple:
-        x, y = ctx.saved_tensors
+        x, y, softplus = ctx.saved_tensors
         scale = _reduction_scale(g, x.size, ctx.reduction)
-        grad_x = (stable_sigmoid(x) - y) * scale if ctx.needs_input_grad[0] else None
-        grad_y = -x * scale if ctx.needs_input_grad[1] else None
+        grad_x = grad_y = None
+        if ctx.needs_input_grad[0]:
+            sigmoid = np.exp(x - softplus)         # σ(x) = eˣ / (1 + eˣ)
+            grad_x = (sigmoid - y) * scale
+        if ctx.needs_input_grad[1]:
+            grad_y = -x * scale
         return grad_x, grad_y
 
 
@@ -327,10 +369,42 @@ def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     return _reduce(diff * diff, reduction)
 
 
+class CrossEntropyFunction(Function):
+    """ℓₙ = −log softmax(xₙ)[yₙ] for (N, C) logits x and class indices y (an option, not an input:
+    indices have no gradient).
+
+    Backward: ∂ℓₙ/∂xₙ = softmax(xₙ) − onehot(yₙ), scaled by the reduction.
+
+    Why fused: composed, it is log_softmax → pick each row's entry → negate → mean, four ops
+    whose backwards build a zero array, scatter into it and scale it; here backward is one
+    exp and one subtraction at the N picked places.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, *, classes: np.ndarray, reduction: str) -> np.ndarray:
+        log_probs = stable_log_softmax(x, axis=1)
+        rows = np.arange(len(x))
+        ctx.save_for_backward(log_probs)
+        ctx.rows, ctx.classes, ctx.reduction = rows, classes, reduction
+        return _reduce_array(-log_probs[rows, classes], reduction)
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray) -> tuple:
+        (log_probs,) = ctx.saved_tensors
+        scale = _reduction_scale(g, len(log_probs), ctx.reduction)
+        if ctx.reduction == "none":
+            scale = scale.reshape(-1, 1)  # one ∂L/∂ℓₙ per row
+        grad = np.exp(log_probs)                  # softmax(x)
+        grad[ctx.rows, ctx.classes] -= 1          # − onehot(y), in place on a fresh array
+        grad *= scale
+        return (grad,)
+
+
 def cross_entropy(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """Cross-entropy of (N, C) logits against int64 class indices (N,): ℓₙ = −log softmax(xₙ)[yₙ].
 
-    Composite: log_softmax, then picking each row's target entry (integer indexing).
+    One fused op (`CrossEntropyFunction`); ``-input.log_softmax(axis=1)[range(N), target]``
+    composes the same loss from primitives.
     """
     _check_reduction(reduction)
     classes = target.data if isinstance(target, Tensor) else np.asarray(target)
@@ -345,5 +419,4 @@ def cross_entropy(input: Tensor, target: Any, reduction: str = "mean") -> Tensor
     if classes.size and (classes.min() < 0 or classes.max() >= input.shape[1]):
         raise ValueError(f"cross_entropy: target class indices must be in [0, {input.shape[1]}), "
                          f"got values from {classes.min()} to {classes.max()}")
-    picked = input.log_softmax(axis=1)[np.arange(input.shape[0]), classes]
-    return _reduce(-picked, reduction)
+    return CrossEntropyFunction.apply(input, classes=classes, reduction=reduction)

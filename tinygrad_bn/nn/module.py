@@ -123,7 +123,7 @@ class Module:
         # Remember which module made a graph node and from which inputs, so viz.py can draw
         # each layer's ops as one labelled group. The innermost module wins: a Sequential
         # returns its last layer's output, which that layer has already marked.
-        if type(out) is Tensor and out._ctx is not None and not hasattr(out, "_module_call"):
+        if type(out) is Tensor and out._ctx is not None and out._module_call is None:
             out._module_call = (self, args)
         return out
 

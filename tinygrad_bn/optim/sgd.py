@@ -54,10 +54,11 @@ class SGD(Optimizer):
         """Update every parameter that has a gradient, in place."""
         for group in self.param_groups:
             lr, momentum, decay = group["lr"], group["momentum"], group["weight_decay"]
+            dampening, nesterov, maximize = group["dampening"], group["nesterov"], group["maximize"]
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                g = -p.grad if group["maximize"] else p.grad
+                g = -p.grad if maximize else p.grad
                 if decay != 0:
                     g = g + decay * p.data
                 if momentum != 0:
@@ -66,6 +67,7 @@ class SGD(Optimizer):
                         buffer = self.state[p] = np.array(g, dtype=p.data.dtype)  # a copy
                     else:
                         buffer *= momentum
-                        buffer += (1 - group["dampening"]) * g
-                    g = g + momentum * buffer if group["nesterov"] else buffer
-                p.data -= lr * g  # in place: the parameter keeps its array
+                        buffer += (1 - dampening) * g
+                    g = g + momentum * buffer if nesterov else buffer
+                # In place: the parameter keeps its array; only the product lr·g is a temporary.
+                p.data -= lr * g

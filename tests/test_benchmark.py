@@ -1,0 +1,88 @@
+"""The benchmark harness works: its engines agree, a wrong one is caught, the smoke run reports.
+
+No test here asserts a time — timings belong to ``benchmarks/``, not to the suite. What is
+checked is that ``python benchmarks/run.py --quick`` (the run ``tinygrad-bn bench`` makes)
+completes, checks agreement, and prints every target with a verdict.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tinygrad_bn import benchmark
+from tinygrad_bn.cli import main as cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("config", benchmark.CONFIGS[:2], ids=lambda c: c.name)
+def test_tinygrad_numpy_and_torch_engines_agree_after_one_step(config):
+    try:
+        import torch  # noqa: F401
+        with_torch = True
+    except ImportError:
+        with_torch = False
+    engines = benchmark.build_engines(config, with_torch)
+    worst = benchmark.check_agreement(engines)
+    assert set(worst) == {engine.name for engine in engines}
+    assert worst["tinygrad_bn"] < 1e-5
+
+
+class _OffByOne(benchmark.NumpyMLP):
+    """The hand-written step with a bug: the first weight matrix moves a little too far."""
+
+    name = "buggy"
+
+    def step(self) -> float:
+        loss = super().step()
+        self.state["0.weight"] += 1e-3
+        return loss
+
+
+def test_an_engine_that_computes_something_else_is_refused():
+    config = benchmark.CONFIGS[0]
+    state, (x, target) = benchmark.initial_state(config), benchmark.make_batch(config)
+    engines = [benchmark.NumpyMLP(config, state, x, target), _OffByOne(config, state, x, target)]
+    with pytest.raises(RuntimeError, match=r"buggy disagrees with numpy on '0.weight'"):
+        benchmark.check_agreement(engines)
+
+
+def test_the_scalar_demo_runs_on_tinygrad_values():
+    from tinygrad_bn import Value, manual_seed
+    from tinygrad_bn.scalar import MLP
+
+    manual_seed(0)
+    model = MLP(2, [4, 1])
+    points, labels = benchmark.moons(n=10)
+    before = [p.data for p in model.parameters()]
+    loss = benchmark.scalar_step(model, Value, points, labels)
+    assert np.isfinite(loss)
+    assert [p.data for p in model.parameters()] != before
+
+
+def test_quick_run_checks_agreement_and_reports_every_target():
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick"],
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    report = done.stdout
+    assert "thread(s) for every engine" in report
+    assert "Agreement after one step" in report
+    targets = report.split("Targets:", 1)[1]
+    for target in benchmark.TARGETS.values():
+        if target is benchmark.TARGETS["scalar"] and "micrograd not installed" in report:
+            continue
+        line = next((line for line in targets.splitlines() if line.startswith(target.text)),
+                    None)
+        assert line is not None, f"the report has no line for {target.text!r}:\n{report}"
+        assert line.rstrip().endswith(("pass", "MISS")), line
+
+
+def test_bench_command_is_registered():
+    result = CliRunner().invoke(cli, ["bench", "--help"])
+    assert result.exit_code == 0
+    assert "--full" in result.output and "--threads" in result.output
