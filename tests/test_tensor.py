@@ -130,6 +130,15 @@ def test_leaf_gradients_accumulate_until_zeroed_and_intermediates_do_not():
     assert x.grad.tolist() == [12.0]
 
 
+def test_grads_of_zero_dimensional_tensors_are_arrays():
+    x = Tensor(np.float64(2.0), requires_grad=True)
+    y = x * x
+    (y * 3.0).backward()
+    (y * 3.0).backward()
+    assert type(x.grad) is np.ndarray and x.grad.shape == () and x.grad == 24.0
+    assert type(y.grad) is np.ndarray
+
+
 def test_every_node_keeps_its_grad_after_backward():
     a = Tensor([1.0, 2.0], requires_grad=True)
     b = a.exp()

@@ -214,13 +214,15 @@ class Tensor:
             g = grads.pop(node, None)
             if g is None:
                 continue  # the node does not lead to self through tracked ops
+            if type(g) is not np.ndarray:
+                g = np.array(g)  # numpy gives 0-d results as scalars; .grad is always an array
             ctx = node._ctx
             if ctx is None:  # a leaf: accumulate into .grad, owning its array
                 # (`g.base` is set for a view of another array; cheaper to ask than g.flags)
                 if id(g) in given_to_leaves or g.base is not None:
                     g = g.copy()
                 given_to_leaves.add(id(g))
-                node.grad = g if node.grad is None else node.grad + g
+                node.grad = g if node.grad is None else np.asarray(node.grad + g)
                 continue
             node.grad = g
             for parent, grad in zip(node.parents, ctx.function.backward(ctx, g)):

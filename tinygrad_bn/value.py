@@ -149,16 +149,25 @@ class Value:
             return _node(self.data, "relu", self, 1.0)
         return _node(0.0, "relu", self, 0.0)
 
-    # --- derived operations: compositions of the primitives above --------------------------
+    def __neg__(self) -> Value:
+        """out = −a;  ∂out/∂a = −1."""
+        return _node(-self.data, "neg", self, -1.0)
 
-    def __neg__(self) -> Value:       # -a is a · (−1)
-        return self * -1.0
+    def __sub__(self, other: Value | Number) -> Value:
+        """out = a − b;  ∂out/∂a = 1,  ∂out/∂b = −1."""
+        other = other if isinstance(other, Value) else Value(other)
+        return _node(self.data - other.data, "-", self, 1.0, other, -1.0)
 
-    def __sub__(self, other: Value | Number) -> Value:   # a − b is a + (−b)
-        return self + (-_as_value(other))
+    def __truediv__(self, other: Value | Number) -> Value:
+        """out = a / b;  ∂out/∂a = 1/b,  ∂out/∂b = −a/b²."""
+        other = other if isinstance(other, Value) else Value(other)
+        inverse = _power(other.data, -1.0)  # 1/b, and inf for b = 0 as floats give
+        return _node(self.data * inverse, "/", self, inverse, other,
+                     -self.data * inverse * inverse)
 
-    def __truediv__(self, other: Value | Number) -> Value:   # a / b is a · b⁻¹
-        return self * _as_value(other) ** -1
+    # --- reflected forms: a number on the left, as in 3 − a ----------------------------------
+    # (− and / are primitives of their own rather than a + (−b) and a · b⁻¹, so that a drawn
+    # graph shows one node for x − μ where the notes write one step.)
 
     def __radd__(self, other: Number) -> Value:      # 3 + a
         return self + other
@@ -166,11 +175,11 @@ class Value:
     def __rmul__(self, other: Number) -> Value:      # 3 · a
         return self * other
 
-    def __rsub__(self, other: Number) -> Value:      # 3 − a is 3 + (−a)
-        return _as_value(other) + (-self)
+    def __rsub__(self, other: Number) -> Value:      # 3 − a
+        return _as_value(other) - self
 
-    def __rtruediv__(self, other: Number) -> Value:  # 2 / a is 2 · a⁻¹
-        return _as_value(other) * self ** -1
+    def __rtruediv__(self, other: Number) -> Value:  # 2 / a
+        return _as_value(other) / self
 
     # --- backpropagation ------------------------------------------------------------------
 
