@@ -178,3 +178,10 @@ def test_losses_refuse_mismatched_shapes():
         nn.BCELoss()(Tensor([1.5]), [1.0])
     with pytest.raises(ValueError, match="reduction"):
         nn.MSELoss(reduction="avg")
+
+
+def test_bce_target_gradient_at_saturated_probabilities_uses_the_clamped_logs():
+    p = Tensor([0.0, 1.0], dtype=np.float64)
+    y = Tensor([0.5, 0.5], requires_grad=True, dtype=np.float64)
+    F.binary_cross_entropy(p, y, reduction="sum").backward()
+    np.testing.assert_allclose(y.grad, [100.0, -100.0])  # log(1 − p) − log p, clamped at −100

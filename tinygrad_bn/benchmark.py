@@ -245,21 +245,21 @@ class NumpyMLP:
         return self.state
 
 
-class TinygradMLP:
-    """The step as a user writes it with tinygrad_bn."""
+class _EagerMLP:
+    """A training step written against PyTorch's API — which tinygrad_bn shares, so the very
+    same code builds and steps both frameworks' models."""
 
-    name = "tinygrad_bn"
-
-    def __init__(self, config: Config, state: dict, x: np.ndarray, target: np.ndarray):
+    def _build(self, nn_module: Any, optim_module: Any, config: Config, state: dict) -> None:
         layers: list = []
         for fan_in, fan_out in zip(config.sizes[:-2], config.sizes[1:-1]):
-            layers += [nn.Linear(fan_in, fan_out), nn.BatchNorm1d(fan_out), nn.ReLU()]
-        layers.append(nn.Linear(config.sizes[-2], config.sizes[-1]))
-        self.model = nn.Sequential(*layers)
+            layers += [nn_module.Linear(fan_in, fan_out), nn_module.BatchNorm1d(fan_out),
+                       nn_module.ReLU()]
+        layers.append(nn_module.Linear(config.sizes[-2], config.sizes[-1]))
+        self.model = nn_module.Sequential(*layers)
         self.model.load_state_dict(state)
-        self.optimizer = optim.SGD(self.model.parameters(), lr=config.lr)
-        self.loss_fn = nn.BCEWithLogitsLoss() if config.loss == "bce" else nn.CrossEntropyLoss()
-        self.x, self.target = Tensor(x), target
+        self.optimizer = optim_module.SGD(self.model.parameters(), lr=config.lr)
+        self.loss_fn = (nn_module.BCEWithLogitsLoss() if config.loss == "bce"
+                        else nn_module.CrossEntropyLoss())
 
     def step(self) -> float:
         loss = self.loss_fn(self.model(self.x), self.target)
@@ -268,11 +268,21 @@ class TinygradMLP:
         self.optimizer.zero_grad()
         return loss.item()
 
+
+class TinygradMLP(_EagerMLP):
+    """The step as a user writes it with tinygrad_bn."""
+
+    name = "tinygrad_bn"
+
+    def __init__(self, config: Config, state: dict, x: np.ndarray, target: np.ndarray):
+        self._build(nn, optim, config, state)
+        self.x, self.target = Tensor(x), target
+
     def state_dict(self) -> dict:
         return self.model.state_dict()
 
 
-class TorchMLP:
+class TorchMLP(_EagerMLP):
     """The step in PyTorch eager mode (float32, CPU)."""
 
     name = "torch"
@@ -280,24 +290,9 @@ class TorchMLP:
     def __init__(self, config: Config, state: dict, x: np.ndarray, target: np.ndarray):
         import torch
 
-        layers: list = []
-        for fan_in, fan_out in zip(config.sizes[:-2], config.sizes[1:-1]):
-            layers += [torch.nn.Linear(fan_in, fan_out), torch.nn.BatchNorm1d(fan_out),
-                       torch.nn.ReLU()]
-        layers.append(torch.nn.Linear(config.sizes[-2], config.sizes[-1]))
-        self.model = torch.nn.Sequential(*layers)
-        self.model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in state.items()})
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr)
-        self.loss_fn = (torch.nn.BCEWithLogitsLoss() if config.loss == "bce"
-                        else torch.nn.CrossEntropyLoss())
+        self._build(torch.nn, torch.optim, config,
+                    {k: torch.from_numpy(v.copy()) for k, v in state.items()})
         self.x, self.target = torch.from_numpy(x), torch.from_numpy(target)
-
-    def step(self) -> float:
-        loss = self.loss_fn(self.model(self.x), self.target)
-        loss.backward()
-        self.optimizer.step()
-        self.optimizer.zero_grad()
-        return loss.item()
 
     def state_dict(self) -> dict:
         return {k: v.detach().numpy() for k, v in self.model.state_dict().items()}

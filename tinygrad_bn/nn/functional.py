@@ -329,7 +329,9 @@ class BCEFunction(Function):
     """ℓ = −[y·log p + (1 − y)·log(1 − p)] on probabilities p ∈ [0, 1].
 
     As in PyTorch, each log is clamped at −100 so p = 0 or 1 gives a finite loss, and the
-    backward ∂ℓ/∂p = (p − y) / (p(1 − p)) divides by at least 1e-12.  ∂ℓ/∂y = log(1−p) − log p.
+    backward ∂ℓ/∂p = (p − y) / (p(1 − p)) divides by at least 1e-12.  ∂ℓ/∂y = log(1−p) − log p
+    with the same clamped logs — the exact derivative of the clamped loss, so at p = 0 or 1 it
+    is ±100 where PyTorch returns ±inf.
     """
 
     @staticmethod

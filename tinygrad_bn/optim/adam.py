@@ -35,15 +35,12 @@ class Adam(Optimizer):
         super().__init__(params, defaults)
 
     def _validate(self, group: dict) -> None:
-        if not group["lr"] >= 0.0:
-            raise ValueError(f"Invalid learning rate: {group['lr']}")
+        super()._validate(group)
         if not group["eps"] >= 0.0:
             raise ValueError(f"Invalid epsilon value: {group['eps']}")
         for i, beta in enumerate(group["betas"]):
             if not 0.0 <= beta < 1.0:
                 raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
-        if not group["weight_decay"] >= 0.0:
-            raise ValueError(f"Invalid weight_decay value: {group['weight_decay']}")
 
     def step(self) -> None:
         """Update every parameter that has a gradient, in place."""

@@ -54,7 +54,15 @@ class Optimizer:
         self.param_groups.append(full)
 
     def _validate(self, group: dict) -> None:
-        """Subclasses check their options here (raising ValueError with PyTorch's wording)."""
+        """Check a group's options, raising ValueError with PyTorch's wording.
+
+        The options every optimizer here has are checked once, here; subclasses check their
+        own and call this too.
+        """
+        if not group["lr"] >= 0.0:
+            raise ValueError(f"Invalid learning rate: {group['lr']}")
+        if not group["weight_decay"] >= 0.0:
+            raise ValueError(f"Invalid weight_decay value: {group['weight_decay']}")
 
     def zero_grad(self) -> None:
         """Set every parameter's ``.grad`` to None (PyTorch's default, set_to_none=True)."""

@@ -41,12 +41,9 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
 
     def _validate(self, group: dict) -> None:
-        if not group["lr"] >= 0.0:
-            raise ValueError(f"Invalid learning rate: {group['lr']}")
+        super()._validate(group)
         if not group["momentum"] >= 0.0:
             raise ValueError(f"Invalid momentum value: {group['momentum']}")
-        if not group["weight_decay"] >= 0.0:
-            raise ValueError(f"Invalid weight_decay value: {group['weight_decay']}")
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
