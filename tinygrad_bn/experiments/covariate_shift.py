@@ -35,7 +35,7 @@ from ..function import no_grad
 from ..nn import functional as F
 from ..tensor import Tensor
 from .datasets import spirals_task
-from .report import ExperimentResult, Progress, Table, mean_pm, run_plan
+from .report import ExperimentResult, Progress, Table, choose_setup, mean_pm, run_plan
 from .training import NetSpec, Run, ShiftNoise, Tap, train_network
 
 __all__ = ["NAME", "SUMMARY", "run", "plot", "Recorder"]
@@ -157,8 +157,7 @@ def run(quick: bool = False, seeds: int | None = None,
         progress: Progress | None = None) -> ExperimentResult:
     """Train the four variants on the spirals, measuring the last hidden layer's input."""
     started = time.perf_counter()
-    setup = QUICK if quick else FULL
-    seeds = seeds or (2 if quick else DEFAULT_SEEDS)
+    setup, seeds = choose_setup(quick, seeds, QUICK, FULL, DEFAULT_SEEDS)
     task = spirals_task()
     probe_X = task.X_train[np.random.default_rng(0).permutation(len(task.X_train))
                            [:setup["probe_rows"]]]

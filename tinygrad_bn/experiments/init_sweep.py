@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from .datasets import spirals_task
-from .report import ExperimentResult, Progress, run_plan
+from .report import ExperimentResult, Progress, choose_setup, run_plan
 from .sweep import format_value, plot_sweep, sweep_data, sweep_findings, sweep_plan, sweep_table
 from .training import NetSpec
 
@@ -37,8 +37,7 @@ def run(quick: bool = False, seeds: int | None = None,
         progress: Progress | None = None) -> ExperimentResult:
     """Train both networks from every initial scale on the spirals."""
     started = time.perf_counter()
-    setup = QUICK if quick else FULL
-    seeds = seeds or (2 if quick else DEFAULT_SEEDS)
+    setup, seeds = choose_setup(quick, seeds, QUICK, FULL, DEFAULT_SEEDS)
     scales = setup["scales"]
     task = spirals_task()
     plan = sweep_plan(task, VARIANTS, scales, seeds, vary="init_scale", lr=setup["lr"],

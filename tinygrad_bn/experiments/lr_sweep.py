@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from .datasets import placement_task, spirals_task
-from .report import ExperimentResult, Progress, run_plan
+from .report import ExperimentResult, Progress, choose_setup, run_plan
 from .sweep import format_value, plot_sweep, sweep_data, sweep_findings, sweep_plan, sweep_table
 from .training import NetSpec
 
@@ -36,8 +36,7 @@ def run(quick: bool = False, seeds: int | None = None,
         progress: Progress | None = None) -> ExperimentResult:
     """Train both networks at every learning rate of the sweep, on spirals and placement."""
     started = time.perf_counter()
-    setup = QUICK if quick else FULL
-    seeds = seeds or (2 if quick else DEFAULT_SEEDS)
+    setup, seeds = choose_setup(quick, seeds, QUICK, FULL, DEFAULT_SEEDS)
     lrs = setup["lrs"]
     tasks = [spirals_task(), placement_task()]
     plans = {task.name: sweep_plan(task, VARIANTS, lrs, seeds, vary="lr", lr=0.0,

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .datasets import placement_task, spirals_task
-from .report import ExperimentResult, Progress, Table, mean_pm, run_plan
+from .report import ExperimentResult, Progress, Table, choose_setup, mean_pm, run_plan
 from .training import NetSpec, train_network
 
 __all__ = ["NAME", "SUMMARY", "run", "plot"]
@@ -41,8 +41,7 @@ def run(quick: bool = False, seeds: int | None = None,
         progress: Progress | None = None) -> ExperimentResult:
     """Train the four variants on both over-fitting set-ups."""
     started = time.perf_counter()
-    setup = QUICK if quick else FULL
-    seeds = seeds or (2 if quick else DEFAULT_SEEDS)
+    setup, seeds = choose_setup(quick, seeds, QUICK, FULL, DEFAULT_SEEDS)
     tasks = [spirals_task().subset(setup["spirals_rows"]), placement_task()]
     plan = []
     for task in tasks:

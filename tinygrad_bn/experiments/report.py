@@ -14,11 +14,18 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["Table", "ExperimentResult", "Progress", "mean_sd", "mean_pm", "run_plan",
-           "json_ready"]
+__all__ = ["choose_setup", "Table", "ExperimentResult", "Progress", "mean_sd", "mean_pm",
+           "run_plan", "json_ready"]
 
 # progress(done, total, label): called before each run and once at the end (label "").
 Progress = Callable[[int, int, str], None]
+
+
+def choose_setup(quick: bool, seeds: int | None, quick_setup: dict, full_setup: dict,
+                 default_seeds: int) -> tuple:
+    """(settings, number of seeds) for a run: the quick or the full settings, and the seeds
+    asked for, else 2 for a quick run and the experiment's own default for a full one."""
+    return (quick_setup if quick else full_setup), (seeds or (2 if quick else default_seeds))
 
 
 def mean_sd(values: Sequence[float]) -> tuple:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .datasets import spirals_task
-from .report import ExperimentResult, Progress, Table, mean_pm, run_plan
+from .report import ExperimentResult, Progress, Table, choose_setup, mean_pm, run_plan
 from .sweep import format_value
 from .training import NetSpec, train_network
 
@@ -39,8 +39,7 @@ def run(quick: bool = False, seeds: int | None = None,
         progress: Progress | None = None) -> ExperimentResult:
     """Train both networks at each learning rate and find when each first reaches the targets."""
     started = time.perf_counter()
-    setup = QUICK if quick else FULL
-    seeds = seeds or (2 if quick else DEFAULT_SEEDS)
+    setup, seeds = choose_setup(quick, seeds, QUICK, FULL, DEFAULT_SEEDS)
     lrs, targets, budget = setup["lrs"], setup["targets"], setup["steps"]
     task = spirals_task()
     plan = [(f"{task.name}: {name}, lr {format_value(lr)}, seed {seed}",
