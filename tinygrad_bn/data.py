@@ -21,8 +21,8 @@ import numpy as np
 from .checkpoint import atomic_write
 
 __all__ = [
-    "DataError", "Dataset", "Standardizer", "generate_placement", "write_csv", "load_csv",
-    "bundled_placement_path", "train_test_split", "batches",
+    "DataError", "Dataset", "Standardizer", "generate_placement", "to_csv_text", "write_csv",
+    "load_csv", "bundled_placement_path", "train_test_split", "batches", "dropped_rows",
 ]
 
 DEFAULT_FEATURES = ("cgpa", "iq")
@@ -76,14 +76,20 @@ def generate_placement(rows: int, seed: int = 0) -> Dataset:
     return Dataset(X, placed, DEFAULT_FEATURES, DEFAULT_TARGET, source=f"generated(seed={seed})")
 
 
-def write_csv(dataset: Dataset, path: str | os.PathLike) -> None:
-    """Write a dataset as CSV (header, then one row per example), atomically."""
+def to_csv_text(dataset: Dataset) -> str:
+    """The dataset as CSV text: a header, then one row per example."""
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(list(dataset.feature_names) + [dataset.target_name])
     for features, target in zip(dataset.X, dataset.y):
         writer.writerow([f"{v:g}" for v in features] + [int(target)])
-    atomic_write(path, lambda file: file.write(text.getvalue().encode()))
+    return text.getvalue()
+
+
+def write_csv(dataset: Dataset, path: str | os.PathLike) -> None:
+    """Write a dataset as CSV (see `to_csv_text`), atomically."""
+    text = to_csv_text(dataset)
+    atomic_write(path, lambda file: file.write(text.encode()))
 
 
 def bundled_placement_path() -> Path:

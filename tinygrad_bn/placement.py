@@ -15,6 +15,8 @@ import numpy as np
 from . import checkpoint, nn, optim
 from .data import Dataset, Standardizer, batches, dropped_rows, train_test_split
 from .function import no_grad
+from .nn import functional as F
+from .ops import stable_sigmoid
 from .random import manual_seed
 from .tensor import Tensor
 
@@ -114,22 +116,26 @@ def batchnorm_parameters(model: nn.Module) -> list:
             if isinstance(module, nn.BatchNorm1d) and module.affine]
 
 
-def predict_proba(model: nn.Module, X: np.ndarray) -> np.ndarray:
-    """P(placed = 1) for each row of already-standardised features, in evaluation mode."""
+def _eval_logits(model: nn.Module, X: np.ndarray) -> np.ndarray:
+    """The model's logit for each row, in evaluation mode (BN uses its running statistics)."""
     was_training = model.training
     model.eval()
     with no_grad():
-        logits = model(Tensor(X)).data.reshape(-1)
+        logits = model(Tensor(X)).data.reshape(-1).astype(np.float64)
     model.train(was_training)
-    return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+    return logits
+
+
+def predict_proba(model: nn.Module, X: np.ndarray) -> np.ndarray:
+    """P(placed = 1) = σ(logit) for each row of already-standardised features, in eval mode."""
+    return stable_sigmoid(_eval_logits(model, X))
 
 
 def evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray) -> dict:
     """Loss, accuracy and confusion matrix [[tn, fp], [fn, tp]] in evaluation mode."""
-    probability = predict_proba(model, X)
-    clipped = np.clip(probability, 1e-12, 1 - 1e-12)
-    loss = float(-np.mean(y * np.log(clipped) + (1 - y) * np.log(1 - clipped)))
-    predicted = (probability >= 0.5).astype(int)
+    logits = _eval_logits(model, X)
+    loss = F.binary_cross_entropy_with_logits(Tensor(logits), y.astype(np.float64)).item()
+    predicted = (logits >= 0).astype(int)  # σ(z) ≥ 0.5 exactly when z ≥ 0
     actual = y.astype(int)
     confusion = [[int(np.sum((actual == a) & (predicted == p))) for p in (0, 1)] for a in (0, 1)]
     return {"loss": loss, "accuracy": float(np.mean(predicted == actual)),
@@ -172,14 +178,15 @@ def train(dataset: Dataset, config: TrainConfig,
             optimizer.step()
             total += loss.item() * len(X_batch)
             count += len(X_batch)
+        final_train, final_test = evaluate(model, X_train, y_train), evaluate(model, X_test, y_test)
         record = {"epoch": epoch, "train_loss": total / count,
-                  "train_accuracy": evaluate(model, X_train, y_train)["accuracy"],
-                  "test_accuracy": evaluate(model, X_test, y_test)["accuracy"]}
+                  "train_accuracy": final_train["accuracy"],
+                  "test_accuracy": final_test["accuracy"]}
         history.append(record)
         if on_epoch is not None:
             on_epoch(record)
 
-    final_train, final_test = evaluate(model, X_train, y_train), evaluate(model, X_test, y_test)
+    # final_train and final_test now hold the last epoch's evaluation.
     share = float(np.mean(y_train, dtype=np.float64))
     majority = max(share, 1.0 - share)
     return TrainResult(model, scaler, dataset.feature_names, config,

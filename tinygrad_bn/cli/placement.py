@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import checkpoint
 from ..data import (DEFAULT_FEATURES, DEFAULT_TARGET, DataError, bundled_placement_path,
-                    generate_placement, load_csv, write_csv)
+                    generate_placement, load_csv, to_csv_text, write_csv)
 from ..placement import TrainConfig, TrainResult, load_model, predict_proba, save_model, train
 from .options import FileProblem, IntList, NameList, check_writable
 
@@ -52,7 +52,7 @@ def _vector(values: np.ndarray) -> str:
     return " ".join(f"{v:5.2f}" for v in values)
 
 
-def _print_report(result: TrainResult, n_rows: int) -> None:
+def _print_report(result: TrainResult) -> None:
     matrix = result.confusion_matrix
     click.echo(f"\nTest accuracy {result.test_accuracy:.3f} (majority class "
                f"{result.majority_accuracy:.3f}), test loss {result.test_loss:.4f}, "
@@ -146,7 +146,7 @@ def train_command(data_path: str | None, features: tuple, target: str, hidden: t
         return
     if show_progress:
         click.echo(f"Model: {_architecture(result)}")
-    _print_report(result, len(dataset))
+    _print_report(result)
     if save_path:
         click.echo(f"Saved the model to {save_path}")
 
@@ -289,9 +289,7 @@ def data_command(rows: int, seed: int, out_path: str) -> None:
     --rows 600 --seed 0)."""
     dataset = generate_placement(rows, seed)
     if out_path == "-":
-        click.echo("cgpa,iq,placed")
-        for (cgpa, iq), placed in zip(dataset.X, dataset.y):
-            click.echo(f"{cgpa:g},{iq:g},{int(placed)}")
+        click.echo(to_csv_text(dataset), nl=False)
         return
     check_writable(out_path)
     write_csv(dataset, out_path)
