@@ -53,6 +53,10 @@ class Dot:
         (node_id,) = [n for n in self.nodes if "<B>" in self.nodes[n] and self.title(n) == title]
         return node_id
 
+    def titled_first(self, title: str) -> str:
+        """The first box with this title (a step named in every BatchNorm layer)."""
+        return [n for n in self.nodes if "<B>" in self.nodes[n] and self.title(n) == title][0]
+
     def find(self, text: str) -> list:
         """Ids of the nodes whose label contains ``text``."""
         return [node_id for node_id in self.nodes if text in self.label(node_id)]
@@ -226,18 +230,57 @@ def test_module_clusters_are_labelled_and_hold_their_ops():
     assert "all steps in one fused op" in bn_block
 
 
+# The names nn.functional.batch_norm gives the composed BatchNorm's steps, in the notes' order.
+COMPOSED_STEPS = ["Σᵢ xᵢ", "μ_B", "x − μ_B", "(x − μ_B)²", "Σᵢ (xᵢ − μ_B)²", "σ²_B",
+                  "σ²_B + ε", "√(σ²_B+ε)", "ẑ", "γ as a row", "γ·ẑ", "β as a row", "y = γ·ẑ + β"]
+
+
 def test_composed_batchnorm_shows_its_steps_in_order():
     loss, model, _, _ = placement_loss(fused=False)
     dot = parse(draw_graph(loss, module=model))
     assert "(1): BatchNorm1d(16), composed" in [label for _, label in dot.clusters]
-    steps = ["mean:", "centre:", "variance:", "normalise:", "·γ:", "+β:"]
+    titles = [dot.title(n) for n in dot.nodes]
     first_layer = []
-    for step in steps:
-        ids = dot.find(step)
-        assert len(ids) == (4 if step == "centre:" else 2), step  # x − μ_B is computed twice
+    for step in COMPOSED_STEPS:
+        ids = [n for n in dot.nodes if dot.title(n) == step]
+        assert titles.count(step) == (4 if step == "x − μ_B" else 2), step  # x − μ_B twice
         first_layer.append(int(ids[0][1:]))
     assert first_layer == sorted(first_layer)  # topological order: the order of the steps
-    assert dot.find("× 0.25") and dot.find("+ 1e-05")  # 1/m and ε written into their ops
+    # The op moves under the name; 1/m and ε are written into their ops.
+    assert "Mul × 0.25" in dot.label(dot.titled_first("μ_B"))
+    assert "Add + 1e-05" in dot.label(dot.titled_first("σ²_B + ε"))
+    assert "Reshape " in dot.label(dot.titled_first("γ as a row"))
+
+
+def test_names_come_from_construction_not_from_the_shape_of_the_graph():
+    # The same ops as a composed BatchNorm, written by hand and unnamed: nothing is guessed.
+    x = Tensor(np.array([[1.0, 2.0], [3.0, 5.0], [0.0, 1.0]], np.float32), requires_grad=True)
+    mean = x.sum(0, keepdims=True) * (1 / 3)
+    centred = x - mean
+    out = (centred / ((centred * centred).sum(0, keepdims=True) * (1 / 3) + 1e-5).sqrt()).sum()
+    titles = [parse(draw_graph(out)).title(n) for n in parse(draw_graph(out)).nodes]
+    assert not set(titles) & set(COMPOSED_STEPS)
+    # …and a name set afterwards, or given to the constructor, is shown as the title.
+    centred.name = "x − μ_B"
+    w = Tensor([1.0, 2.0], requires_grad=True, name="w")
+    dot = parse(draw_graph((out * w).sum()))
+    assert "Sub a − b" in dot.label(dot.titled("x − μ_B")) and dot.titled("w")
+    assert not dot.find("μ_B =")
+
+
+def test_functional_batch_norm_names_its_steps_and_eval_its_running_statistics():
+    x = Tensor(np.arange(8, dtype=np.float32).reshape(4, 2), requires_grad=True)
+    w, b = Tensor([1.0, 2.0], requires_grad=True), Tensor([0.0, 1.0], requires_grad=True)
+    out = nn.functional.batch_norm(x, None, None, w, b, training=True, fused=False)
+    assert out.name == "y = γ·ẑ + β" and out.parents[0].name == "γ·ẑ"
+    z_hat = out.parents[0].parents[0]
+    assert z_hat.name == "ẑ" and [p.name for p in z_hat.parents] == ["x − μ_B", "√(σ²_B+ε)"]
+    evaluated = nn.functional.batch_norm(x, Tensor([0.0, 0.0]), Tensor([1.0, 1.0]), w, b,
+                                         fused=False)
+    z_hat = evaluated.parents[0].parents[0]
+    assert [p.name for p in z_hat.parents] == ["x − running mean", "√(running var+ε)"]
+    fused = nn.functional.batch_norm(x, None, None, w, b, training=True, fused=True)
+    assert fused.name == ""  # one op: its drawing says "all steps in one fused op"
 
 
 def test_without_module_parameters_are_named_after_their_layer_attribute():
@@ -255,8 +298,9 @@ def test_evaluation_mode_names_the_running_statistics_as_buffers():
     out = model(Tensor(np.ones((3, 2), np.float32))).sum()
     dot = parse(draw_graph(out, module=model))
     assert COLOURS["buffer"] in dot.nodes[dot.titled("1.running_mean")]
-    assert "√(running var + ε), a constant here" in dot.label(dot.find("√(running var")[0])
-    assert dot.find("normalise:  ẑ = (x − running mean) / √(running var + ε)")
+    assert COLOURS["constant"] in dot.nodes[dot.titled_first("√(running var+ε)")]
+    assert "Div a ÷ b" in dot.label(dot.titled_first("ẑ"))
+    assert dot.titled_first("x − running mean")
     assert "(1): BatchNorm1d(16), eval: running statistics" in [label for _, label in dot.clusters]
 
 

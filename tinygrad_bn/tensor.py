@@ -77,6 +77,8 @@ class Tensor:
         data: a number, (nested) list, numpy array or Tensor. The data is copied.
         requires_grad: if True, backward fills ``.grad`` with ∂L/∂self (floating types only).
         dtype: a numpy dtype; default as in PyTorch (floats → float32, ints → int64).
+        name: keyword-only; a name shown when the graph is drawn (``t.name = "logits"`` later
+            works too).
 
     Example:
         >>> x = Tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
@@ -88,15 +90,18 @@ class Tensor:
     """
 
     # `_module_call` is (module, inputs) on a tensor that a Module returned, None otherwise, so
-    # that the graph renderer can group the ops each layer produced.
+    # that the graph renderer can group the ops each layer produced. `name` ("" for none) is
+    # given where a tensor is built — nn.functional.batch_norm names μ_B, σ²_B, ẑ, … — and the
+    # graph drawings show it, as a Value's `label`.
     # __slots__ rather than a per-object __dict__: a step creates a few dozen tensors, and slots
     # make each one smaller and its attributes quicker to reach.
-    __slots__ = ("data", "grad", "requires_grad", "op", "parents", "_ctx", "_module_call",
-                 "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "op", "parents", "name", "_ctx",
+                 "_module_call", "__weakref__")
     # Tell numpy to leave `array * tensor` to Tensor.__rmul__ instead of looping over elements.
     __array_ufunc__ = None
 
-    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None):
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, *,
+                 name: str = ""):
         array = _to_array(data, dtype)
         if requires_grad and array.dtype.kind != "f":
             raise RuntimeError("only tensors of floating point dtype can require gradients, "
@@ -106,6 +111,7 @@ class Tensor:
         self.requires_grad: bool = bool(requires_grad)
         self.op: str = ""          # name of the Function that made this tensor ("" for a leaf)
         self.parents: tuple = ()   # the tensors it was computed from, in argument order
+        self.name: str = name      # shown by the graph drawings ("" for none)
         self._ctx: Context | None = None
         self._module_call: tuple | None = None
 
@@ -116,6 +122,7 @@ class Tensor:
         out = object.__new__(Tensor)
         out.data, out.grad, out.requires_grad = data, None, requires_grad
         out.op, out.parents, out._ctx, out._module_call = op, parents, ctx, None
+        out.name = ""
         return out
 
     # --- attributes -----------------------------------------------------------------------
@@ -230,6 +237,28 @@ class Tensor:
                     continue
                 # The chain rule across paths: contributions from several consumers add up.
                 grads[parent] = grads[parent] + grad if parent in grads else grad
+
+    def local_backward(self, grad_output: np.ndarray) -> tuple:
+        """One step of the chain rule: ∂L/∂parent for each parent, given ∂L/∂self.
+
+        This is what `backward` runs at each node (its Function's ``backward``), without
+        touching any ``.grad``; the graph explorer (viz.explore) records a backward pass with
+        it. An entry is None where a parent needs no gradient. A leaf has no parents: ``()``.
+        """
+        if self._ctx is None:
+            return ()
+        grads = self._ctx.function.backward(self._ctx, np.asarray(grad_output))
+        return tuple(None if grad is None or not parent.requires_grad else np.asarray(grad)
+                     for parent, grad in zip(self.parents, grads))
+
+    def draw(self, **options: Any) -> Any:
+        """The graph behind this tensor as a `graphviz.Digraph` (Jupyter shows it inline).
+
+        Takes the options of `tinygrad_bn.viz.draw_graph` (module=, rankdir=, show_grad=, …).
+        """
+        # Imported here: viz draws Tensors, so tensor.py cannot import it at the top.
+        from .viz import draw_graph
+        return draw_graph(self, **options)
 
     # --- arithmetic (weak Python scalars become arrays of this tensor's type) --------------
 

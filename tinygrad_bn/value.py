@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -206,6 +206,24 @@ class Value:
     def zero_grad(self) -> None:
         """Reset this node's gradient to 0."""
         self.grad = 0.0
+
+    @property
+    def local_derivatives(self) -> tuple:
+        """∂self/∂parent for each parent, in operand order: what backward multiplies by."""
+        if self._a is None:
+            return ()
+        if self._b is None:
+            return (self._da,)
+        return (self._da, self._db)
+
+    def draw(self, **options: Any) -> Any:
+        """The graph behind this value as a `graphviz.Digraph` (Jupyter shows it inline).
+
+        Takes the options of `tinygrad_bn.viz.draw_graph` (rankdir=, show_grad=, …).
+        """
+        # Imported here: viz draws Values, so value.py cannot import it at the top.
+        from .viz import draw_graph
+        return draw_graph(self, **options)
 
     def __repr__(self) -> str:
         label = f", label={self.label!r}" if self.label else ""

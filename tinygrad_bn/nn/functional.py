@@ -152,15 +152,30 @@ def _channel_axes(x: Tensor) -> tuple:
     return (0,) if x.ndim == 2 else (0, 2)
 
 
+def _named(tensor: Tensor, name: str) -> Tensor:
+    """Give a freshly built tensor its name in the notes (the graph drawings show it)."""
+    tensor.name = name
+    return tensor
+
+
 def _normalize_composed(x: Tensor, weight: Tensor | None, bias: Tensor | None,
-                        mean: Tensor, var: Tensor, eps: float, shape: tuple) -> Tensor:
-    """γ·(x − μ)/√(σ² + ε) + β from primitive ops, so a drawn graph shows every step."""
-    x_hat = (x - mean) / (var + eps).sqrt()
+                        mean: Tensor, var: Tensor, eps: float, shape: tuple,
+                        batch: bool = True) -> Tensor:
+    """γ·(x − μ)/√(σ² + ε) + β from primitive ops, so a drawn graph shows every step.
+
+    ``batch``: μ and σ² are the batch's (named μ_B, σ²_B, as in the notes), else the running
+    estimates of evaluation mode.
+    """
+    mu, var_name = ("μ_B", "σ²_B") if batch else ("running mean", "running var")
+    centred = _named(x - mean, f"x − {mu}")
+    shifted = _named(var + eps, f"{var_name} + ε")
+    spread = _named(shifted.sqrt(), f"√({var_name}+ε)")
+    out = _named(centred / spread, "ẑ")
     if weight is not None:
-        x_hat = x_hat * weight.reshape(shape)
+        out = _named(out * _named(weight.reshape(shape), "γ as a row"), "γ·ẑ")
     if bias is not None:
-        x_hat = x_hat + bias.reshape(shape)
-    return x_hat
+        out = _named(out + _named(bias.reshape(shape), "β as a row"), "y = γ·ẑ + β")
+    return out
 
 
 def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
@@ -188,7 +203,7 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
             raise ValueError("batch_norm in evaluation mode needs running_mean and running_var")
         mean = Tensor._make(running_mean.data.reshape(shape), False)
         var = Tensor._make(running_var.data.reshape(shape), False)
-        return _normalize_composed(input, weight, bias, mean, var, eps, shape)
+        return _normalize_composed(input, weight, bias, mean, var, eps, shape, batch=False)
 
     n = input.data.size // channels
     if n <= 1:
@@ -204,9 +219,12 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
             running_mean=running_mean.data if track else None,
             running_var=running_var.data if track else None)
 
-    mean = input.mean(axes, keepdims=True)                  # μ_B
-    centred = input - mean                                  # x − μ_B
-    var = (centred * centred).mean(axes, keepdims=True)     # σ²_B, biased
+    # Each step is named as in the notes, so that a drawn graph says which is which.
+    mean = _named(_named(input.sum(axes, keepdims=True), "Σᵢ xᵢ") * (1.0 / n), "μ_B")
+    centred = _named(input - mean, "x − μ_B")
+    square = _named(centred * centred, "(x − μ_B)²")
+    total = _named(square.sum(axes, keepdims=True), "Σᵢ (xᵢ − μ_B)²")
+    var = _named(total * (1.0 / n), "σ²_B")                 # biased, as the notes normalise
     if track:
         update_running_stats(running_mean.data, running_var.data, mean.data, var.data, n,
                              momentum)
