@@ -7,6 +7,7 @@ explains how to read them.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
@@ -23,7 +24,8 @@ from ..value import Value
 from ..viz import FORMATS, RANKDIRS, GraphvizNotFoundError, draw_graph, output_format, render
 from .options import FileProblem, check_writable
 
-__all__ = ["graph_command", "placement_step", "batchnorm_by_hand", "HAND_BATCH"]
+__all__ = ["graph_command", "graph_options", "check_graph_options", "chosen_graph",
+           "placement_step", "batchnorm_by_hand", "HAND_BATCH"]
 
 EXAMPLES = ("placement-step", "batchnorm-by-hand")
 # Options that only the placement step uses (parameter name → flag).
@@ -120,36 +122,78 @@ def _given(ctx: click.Context, name: str) -> bool:
     return ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
 
 
+def graph_options(command: Any) -> Any:
+    """The options that choose and lay out the graph, shared by `graph` and `explore`."""
+    options = [
+        click.option("--example", type=click.Choice(EXAMPLES), default="placement-step",
+                     show_default=True,
+                     help="placement-step: one training step of the placement model. "
+                          "batchnorm-by-hand: the notes' m = 4 BatchNorm example on scalar "
+                          "Values."),
+        click.option("--model", "model_path", type=click.Path(dir_okay=False),
+                     help="Use the step of a model saved by `tinygrad-bn train --save` instead "
+                          "of a freshly initialised one."),
+        click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Seed for the fresh model's initialisation and for picking the "
+                          "batch."),
+        click.option("--batch-size", type=click.IntRange(min=2), default=4, show_default=True,
+                     help="Rows in the batch (BatchNorm needs at least 2; few rows keep it "
+                          "readable)."),
+        click.option("--fused/--composed", default=False, show_default=True,
+                     help="BatchNorm as one fused op, or composed of primitive ops so that "
+                          "every step (μ_B → x − μ_B → σ²_B → ẑ → γ·ẑ → y) is a node."),
+        click.option("--rankdir", type=click.Choice(RANKDIRS, case_sensitive=False),
+                     default="LR", metavar="[LR|TB|RL|BT]", show_default=True,
+                     help="Layout direction: LR is left to right, TB top to bottom."),
+        click.option("--max-nodes", type=click.IntRange(min=1), default=500,
+                     show_default=True,
+                     help="Above this many nodes, each module is drawn as one node."),
+    ]
+    for option in reversed(options):  # decorators apply bottom-up: keep the order above
+        command = option(command)
+    return command
+
+
+def check_graph_options(ctx: click.Context, example: str) -> None:
+    """Refuse placement-step options given with --example batchnorm-by-hand (exit 2)."""
+    if example == "batchnorm-by-hand":
+        extra = [flag for name, flag in STEP_OPTIONS.items() if _given(ctx, name)]
+        if extra:
+            raise click.UsageError(f"{', '.join(extra)} apply to the placement step, not to "
+                                   "--example batchnorm-by-hand")
+
+
+def chosen_graph(example: str, model_path: str | None, seed: int, batch_size: int,
+                 fused: bool) -> tuple:
+    """The graph the `graph_options` chose: (root, model, labels, what it is in words).
+
+    Raises:
+        FileProblem, click.BadParameter: as `placement_step`.
+    """
+    if example == "batchnorm-by-hand":
+        return (batchnorm_by_hand(), None, None,
+                "the BatchNorm-by-hand example (m = 4, features cgpa and iq)")
+    root, model, labels = placement_step(model_path, seed=seed, batch_size=batch_size,
+                                         fused=fused)
+    source = model_path or f"a fresh model (seed {seed})"
+    mode = "fused" if fused else "composed"
+    what = (f"one training step of {source}, {batch_size} rows, {mode} BatchNorm, "
+            f"loss {root.item():.4f}")
+    return root, model, labels, what
+
+
 @click.command("graph")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="The file to write: .svg, .png, .pdf (these need Graphviz's `dot`) or .dot.")
-@click.option("--example", type=click.Choice(EXAMPLES), default="placement-step",
-              show_default=True,
-              help="placement-step: one training step of the placement model. "
-                   "batchnorm-by-hand: the notes' m = 4 BatchNorm example on scalar Values.")
-@click.option("--model", "model_path", type=click.Path(dir_okay=False),
-              help="Draw the step of a model saved by `tinygrad-bn train --save` instead of a "
-                   "freshly initialised one.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Seed for the fresh model's initialisation and for picking the batch.")
-@click.option("--batch-size", type=click.IntRange(min=2), default=4, show_default=True,
-              help="Rows in the batch (BatchNorm needs at least 2; few rows keep it readable).")
-@click.option("--fused/--composed", default=False, show_default=True,
-              help="BatchNorm as one fused op, or composed of primitive ops so that every step "
-                   "(mean → centre → variance → normalise → ·γ → +β) is a node.")
-@click.option("--rankdir", type=click.Choice(RANKDIRS, case_sensitive=False), default="LR",
-              metavar="[LR|TB|RL|BT]",
-              show_default=True, help="Layout direction: LR is left to right, TB top to bottom.")
+@graph_options
 @click.option("--grad/--no-grad", "show_grad", default=True, show_default=True,
               help="Run backward and show each node's gradient, or draw the forward pass only.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS, case_sensitive=False),
               help="Output format. Default: the suffix of --out.")
-@click.option("--max-nodes", type=click.IntRange(min=1), default=500, show_default=True,
-              help="Above this many nodes, each module is drawn as one node.")
 @click.pass_context
 def graph_command(ctx: click.Context, out_path: str, example: str, model_path: str | None,
-                  seed: int, batch_size: int, fused: bool, rankdir: str, show_grad: bool,
-                  fmt: str | None, max_nodes: int) -> None:
+                  seed: int, batch_size: int, fused: bool, rankdir: str, max_nodes: int,
+                  show_grad: bool, fmt: str | None) -> None:
     """Draw a computation graph: data and gradient at every node, BatchNorm step by step.
 
     By default one training step of the placement model (Linear → BatchNorm1d → ReLU, twice,
@@ -167,24 +211,10 @@ def graph_command(ctx: click.Context, out_path: str, example: str, model_path: s
         chosen = output_format(out_path, fmt)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--out") from None
-    if example == "batchnorm-by-hand":
-        extra = [flag for name, flag in STEP_OPTIONS.items() if _given(ctx, name)]
-        if extra:
-            raise click.UsageError(f"{', '.join(extra)} apply to the placement step, not to "
-                                   "--example batchnorm-by-hand")
+    check_graph_options(ctx, example)
     check_writable(out_path)
 
-    if example == "batchnorm-by-hand":
-        root = batchnorm_by_hand()
-        model, labels = None, None
-        what = "the BatchNorm-by-hand example (m = 4, features cgpa and iq)"
-    else:
-        root, model, labels = placement_step(model_path, seed=seed, batch_size=batch_size,
-                                             fused=fused)
-        source = model_path or f"a fresh model (seed {seed})"
-        mode = "fused" if fused else "composed"
-        what = (f"one training step of {source}, {batch_size} rows, {mode} BatchNorm, "
-                f"loss {root.item():.4f}")
+    root, model, labels, what = chosen_graph(example, model_path, seed, batch_size, fused)
     if show_grad:
         root.backward()
     graph = draw_graph(root, rankdir=rankdir.upper(), show_grad=show_grad, module=model,
