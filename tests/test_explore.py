@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 from importlib import resources
+from pathlib import Path
 
 import graphviz
 import numpy as np
@@ -211,3 +212,16 @@ def test_without_dot_nothing_is_written(tmp_path, monkeypatch):
     assert not target.exists()
     with pytest.raises(FileNotFoundError, match="does not exist"):
         explore(d).save(tmp_path / "missing" / "page.html")
+
+
+def test_the_page_files_are_package_data():
+    # The page's script, style and template are files beside explore.py; an installed (not
+    # editable) package has them only if setup.cfg lists them.
+    viz = resources.files("tinygrad_bn.viz")
+    names = sorted(p.name for p in viz.iterdir() if p.name.startswith("explore.")
+                   and not p.name.endswith(".py"))
+    assert names == ["explore.css", "explore.html", "explore.js"]
+    setup = (Path(__file__).resolve().parents[1] / "setup.cfg").read_text(encoding="utf-8")
+    listed = re.search(r"^tinygrad_bn = (.*)$", setup, re.M).group(1)
+    for name in names:
+        assert f"viz/*{Path(name).suffix}" in listed, name
