@@ -1,6 +1,6 @@
 """Graph traversal shared by every engine: one topological sort, written once.
 
-Both engines (`Value` in value.py, `Tensor` in tensor.py) and the graph renderer (viz.py) see a
+Both engines (`Value` in value.py, `Tensor` in tensor.py) and the graph renderer (viz/) see a
 computation graph through the same tiny protocol: every node has
 
 * ``.parents`` — the ordered tuple of nodes it was computed from (empty for a leaf),

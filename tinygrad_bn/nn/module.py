@@ -120,7 +120,7 @@ class Module:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         out = self.forward(*args, **kwargs)
-        # Remember which module made a graph node and from which inputs, so viz.py can draw
+        # Remember which module made a graph node and from which inputs, so viz/ can draw
         # each layer's ops as one labelled group. The innermost module wins: a Sequential
         # returns its last layer's output, which that layer has already marked.
         if type(out) is Tensor and out._ctx is not None and out._module_call is None:
