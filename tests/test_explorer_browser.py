@@ -92,12 +92,17 @@ def assert_quiet(browser, path: Path) -> None:
     """No console errors (a CSP violation would be one) and no request but the page itself."""
     errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert errors == []
-    requested = []
+    requested = []  # (the document asking, the address asked for)
     for entry in browser.get_log("performance"):
         message = json.loads(entry["message"])["message"]
         if message["method"] == "Network.requestWillBeSent":
-            requested.append(message["params"]["request"]["url"])
-    assert requested == [path.as_uri()]
+            params = message["params"]
+            requested.append((params.get("documentURL"), params["request"]["url"]))
+    # The page loads itself and nothing else (the browser's own chrome:// pages may load
+    # theirs), and nothing at all goes to the network.
+    assert [url for document, url in requested if document == path.as_uri()] == [path.as_uri()]
+    assert [url for _, url in requested if not url.startswith(("file:", "chrome:", "data:"))] \
+        == []
 
 
 def press(browser, key: str, times: int = 1) -> None:
@@ -302,6 +307,25 @@ def test_placement_step_page_tensor_details_and_modules(browser):
           new MouseEvent('click', {bubbles: true}));
       }""")
     assert _count_hidden(browser) > hidden_before + 10
+    assert_quiet(browser, path)
+
+
+def test_the_pages_number_formatting(browser):
+    a = Value(2.0, "a")
+    path = ARTIFACTS / "text.html"
+    explore(a * 3.0).save(path)
+    open_page(browser, path)
+    cases = [("fmt", 0.0, "0"), ("fmt", -0.357812, "-0.3578"), ("fmt", 1.0, "1"),
+             ("fmt", 1e-5, "1e-5"), ("fmt", 123456789.0, "1.235e+8"), ("fmt", 1.5e-12, "1.5e-12"),
+             ("num", -3.0, "(−3)"), ("num", 2.5, "2.5"), ("ref", "x − μ_B", "(x − μ_B)"),
+             ("ref", "(a * b)", "(a * b)"), ("ref", "μ_B", "μ_B"),
+             ("arrayText", [1.0, -2.5], "[1, -2.5]"),
+             # a matrix: one row a line, every number padded to the widest
+             ("arrayText", [[1.0, -20.5], [300.0, 4.0]], "[    1, -20.5]\n[  300,     4]")]
+    for function, argument, expected in cases:
+        shown = browser.execute_script(f"return window.explorerText.{function}(arguments[0])",
+                                       argument)
+        assert shown == expected, (function, argument)
     assert_quiet(browser, path)
 
 

@@ -339,6 +339,9 @@
     go(moves[event.key]);
   });
 
+  // The text helpers, for the browser tests of this file (tests/test_explorer_browser.py).
+  window.explorerText = { fmt: fmt, num: num, ref: ref, arrayText: arrayText };
+
   go(0);
   // When the page became usable, for the browser test's time-to-interactive measurement.
   document.body.dataset.ready = String(performance.now());

@@ -183,6 +183,8 @@ def _value_name(node: Value, index: int, names: dict, labels: dict) -> str:
     if not node.parents:
         return f"{node.data:g}"  # a nameless leaf is a number written into the expression
     parents = [names[p] for p in node.parents]
+    if any(name.startswith("node ") for name in parents):
+        return f"node {index} ({node.op})"  # an expression of expressions says nothing
     if len(parents) == 2:
         text = f"({parents[0]} {node.op} {parents[1]})"
     else:
