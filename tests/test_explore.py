@@ -163,10 +163,13 @@ def test_draw_methods_return_the_same_digraph_as_draw_graph():
 
 # --- the page -----------------------------------------------------------------------------------
 
-def page_data(page: str) -> dict:
-    text = re.search(r'<script type="application/json" id="explorer-data">(.*?)</script>',
+def page_data_text(page: str) -> str:
+    return re.search(r'<script type="application/json" id="explorer-data">(.*?)</script>',
                      page, re.S).group(1)
-    return json.loads(text)
+
+
+def page_data(page: str) -> dict:
+    return json.loads(page_data_text(page))
 
 
 @needs_dot
@@ -192,6 +195,17 @@ def test_names_that_look_like_html_cannot_break_the_page(tmp_path):
     page = explore(a * 2.0).html()
     assert page_data(page)["nodes"][0]["name"] == "</script><b>"
     assert page.count("</script>") == 2  # the data's and the script's own
+
+
+@needs_dot
+def test_infinite_and_nan_numbers_are_written_as_text():
+    x = Value(0.0, "x")
+    with pytest.warns(RuntimeWarning, match="divide by zero"):
+        y = x.log() * Value(0.0, "zero")   # ln 0 = −inf, and −inf · 0 = nan
+    page = explore(y).html()
+    data = json.loads(page_data_text(page), parse_constant=lambda name: pytest.fail(name))
+    assert [node["data"] for node in data["nodes"]][:2] == [0.0, "-inf"]
+    assert data["nodes"][-1]["data"] == "nan"
 
 
 @needs_dot

@@ -15,6 +15,7 @@
   // --- numbers as text: 4 significant digits, as the drawings write them ----------------------
 
   function fmt(x) {
+    if (typeof x === "string") return x;  // "inf", "-inf", "nan": JSON has no such numbers
     if (x === 0) return "0";
     if (!Number.isFinite(x)) return String(x);
     const size = Math.abs(x);

@@ -109,7 +109,8 @@ class Explorer:
                 f"which is not installed or not on PATH: {INSTALL_HINT}") from None
         svg = svg[svg.index("<svg"):]  # drop the XML prolog and doctype, invalid inside HTML
         # Inside <script>, "</" could end the element early: JSON allows "<\/" for it.
-        data = json.dumps(self.data, ensure_ascii=False, separators=(",", ":"))
+        data = json.dumps(_json_safe(self.data), ensure_ascii=False, separators=(",", ":"),
+                          allow_nan=False)
         data = data.replace("</", "<\\/").replace("<!--", "<\\!--")
         parts = {"TITLE": html.escape(self.data["title"]), "STYLE": _package_file("explore.css"),
                  "SCRIPT": _package_file("explore.js"), "DATA": data, "SVG": svg}
@@ -155,6 +156,18 @@ def _rounded(array: np.ndarray) -> Any:
     wide = np.asarray(array, dtype=np.float64)
     text = np.vectorize(lambda x: float(f"{x:.{DIGITS}g}"), otypes=[float])
     return text(wide).tolist() if wide.size else wide.tolist()
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with inf and nan written as text ("inf", "-inf", "nan"): JSON has no such
+    numbers, and a page's JSON.parse rejects Python's NaN and Infinity."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    return value
 
 
 def _docstring(function: Any) -> str:
