@@ -124,6 +124,16 @@ def test_tensor_record_ends_at_the_gradients_backward_computes():
     np.testing.assert_allclose(by_name["0.weight"]["data"], model[0].weight.data, rtol=1e-3)
 
 
+def test_large_arrays_are_left_to_their_summary():
+    x = Tensor(np.arange(5000, dtype=np.float32), requires_grad=True)
+    data = explore((x * x).sum()).data
+    big = data["nodes"][0]
+    assert big["data"] is None and big["dataText"] == "mean 2500, std 1443"
+    assert data["backward"][-1]["sends"][0]["total"] is None  # its gradient too
+    small = explore((Tensor([1.0, 2.0], requires_grad=True) * 2.0).sum()).data
+    assert small["nodes"][0]["data"] == [1.0, 2.0]
+
+
 def test_local_backward_and_local_derivatives_are_one_chain_rule_step():
     x = Tensor([1.0, 2.0], requires_grad=True)
     w = Tensor([3.0, -1.0])

@@ -36,6 +36,7 @@
   }
 
   function arrayText(value) {
+    if (value === null) return "(too many elements to include in the page: see the summary)";
     if (!Array.isArray(value)) return fmt(value);
     if (value.length === 0) return "[]";
     if (!Array.isArray(value[0])) return "[" + value.map(fmt).join(", ") + "]";

@@ -44,6 +44,9 @@ __all__ = ["explore", "Explorer"]
 
 PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 DIGITS = 4  # significant digits of the numbers in the page's arrays (as in the drawings)
+# Arrays with more elements than this are shown by their summary only: a page carries every
+# array once per backward step that changes it, and a learner reads no 10 000 numbers anyway.
+ARRAY_LIMIT = 4096
 # The Value method that defines each scalar op, for its docstring (forward and derivative).
 VALUE_METHODS = {"+": "__add__", "*": "__mul__", "-": "__sub__", "/": "__truediv__",
                  "neg": "__neg__", "exp": "exp", "log": "log", "sqrt": "sqrt", "tanh": "tanh",
@@ -152,8 +155,11 @@ def _package_file(name: str) -> str:
 # --- numbers for the page -----------------------------------------------------------------------
 
 def _rounded(array: np.ndarray) -> Any:
-    """An array as nested lists of floats in DIGITS significant digits (for the JSON)."""
+    """An array as nested lists of floats in DIGITS significant digits (for the JSON), or
+    None when it has more than ARRAY_LIMIT elements."""
     wide = np.asarray(array, dtype=np.float64)
+    if wide.size > ARRAY_LIMIT:
+        return None
     text = np.vectorize(lambda x: float(f"{x:.{DIGITS}g}"), otypes=[float])
     return text(wide).tolist() if wide.size else wide.tolist()
 
@@ -279,8 +285,10 @@ def _record_tensors(root: Tensor, module: Module | None, labels: dict, max_nodes
                 if contribution is None:
                     continue
                 grads[parent] = grads[parent] + contribution if parent in grads else contribution
-                sends.append({"to": index[parent], "value": _rounded(contribution),
-                              "text": summary(contribution), "total": _rounded(grads[parent]),
+                # The contribution as a summary; the running total also in full, for the
+                # page's "gradient so far".
+                sends.append({"to": index[parent], "text": summary(contribution),
+                              "total": _rounded(grads[parent]),
                               "totalText": summary(grads[parent])})
             if node is not root:
                 steps.append({"node": index[node], "grad": _rounded(g), "gradText": summary(g),
