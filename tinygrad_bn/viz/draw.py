@@ -82,8 +82,8 @@ def draw_graph(root: Value | Tensor, *, rankdir: str = "LR", show_data: bool = T
         show_grad: show each node's ``.grad`` (∂root/∂node after ``root.backward()``).
         module: the model the graph was computed with, to name its parameters and buffers.
         max_nodes: the largest graph drawn in full.
-        labels: names for particular nodes, e.g. ``{x: "x"}`` (a Value's own ``label`` is used
-            when it has none here).
+        labels: names for particular nodes, e.g. ``{x: "x"}`` (a Value's own ``label`` or a
+            Tensor's own ``name`` is used when it has none here).
 
     Returns:
         A `graphviz.Digraph`; its ``.source`` is the DOT text, and `render` writes it to a file.
