@@ -317,7 +317,8 @@ def test_the_pages_number_formatting(browser):
     open_page(browser, path)
     cases = [("fmt", 0.0, "0"), ("fmt", -0.357812, "-0.3578"), ("fmt", 1.0, "1"),
              ("fmt", 1e-5, "1e-5"), ("fmt", 123456789.0, "1.235e+8"), ("fmt", 1.5e-12, "1.5e-12"),
-             ("fmt", "-inf", "-inf"), ("num", -3.0, "(−3)"), ("num", 2.5, "2.5"), ("ref", "x − μ_B", "(x − μ_B)"),
+             ("fmt", "-inf", "-inf"), ("num", -3.0, "(−3)"), ("num", 2.5, "2.5"),
+             ("ref", "x − μ_B", "(x − μ_B)"),
              ("ref", "(a * b)", "(a * b)"), ("ref", "μ_B", "μ_B"),
              ("arrayText", [1.0, -2.5], "[1, -2.5]"),
              # a matrix: one row a line, every number padded to the widest
