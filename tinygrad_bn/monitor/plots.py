@@ -89,7 +89,8 @@ def ratios(runs: Sequence[Recording]) -> Any:
             ax = axes[row, column]
             for name in weight_names(run):
                 ax.plot(run.steps, run.params[name][stat], label=name)
-            ax.axhline(GUIDE, color="black", linestyle="--", linewidth=1, label="1e-3")
+            if stat == "update_data":
+                ax.axhline(GUIDE, color="black", linestyle="--", linewidth=1, label="1e-3")
             ax.set_yscale("log")
             ax.set_ylabel(label)
             ax.legend(fontsize=7)
@@ -141,14 +142,19 @@ def saturation(runs: Sequence[Recording]) -> Any:
 
 def batchnorm(runs: Sequence[Recording]) -> Any:
     """Per BatchNorm layer: μ_B against running_mean, σ²_B against running_var (a few features),
-    and the mean of γ and β, over the steps."""
-    rows = max([len(run.batchnorm) for run in runs] + [1])
-    figure, axes = new_figure(rows, 3 * len(runs), (4.2 * 3 * len(runs), 2.8 * rows))
-    for column, run in enumerate(runs):
-        if not run.batchnorm:
-            axes[0, 3 * column].text(0.5, 0.5, f"{_title(run, column)}: no BatchNorm layers",
-                                     ha="center", va="center", transform=axes[0, 3 * column]
-                                     .transAxes)
+    and the mean of γ and β, over the steps. Runs without BatchNorm get no columns."""
+    titled = [(_title(run, i), run) for i, run in enumerate(runs) if run.batchnorm]
+    if not titled:
+        figure, axes = new_figure(1, 1, (5.2, 2.0))
+        axes[0, 0].text(0.5, 0.5, "no BatchNorm layers", ha="center", va="center")
+        axes[0, 0].set_axis_off()
+        return figure
+    rows = max(len(run.batchnorm) for _, run in titled)
+    figure, axes = new_figure(rows, 3 * len(titled), (4.2 * 3 * len(titled), 2.8 * rows))
+    for column, (title, run) in enumerate(titled):
+        for row in range(len(run.batchnorm), rows):
+            for ax in axes[row, 3 * column:3 * column + 3]:
+                ax.set_axis_off()
         for row, (name, stats) in enumerate(run.batchnorm.items()):
             panels = axes[row, 3 * column:3 * column + 3]
             for offset, (batch, running, label) in enumerate(
@@ -159,8 +165,7 @@ def batchnorm(runs: Sequence[Recording]) -> Any:
                                     linewidth=0.8, label=f"{label} feature {feature}")
                     ax.plot(run.steps, np.asarray(stats[running])[:, feature], linestyle="--",
                             color=line.get_color(), label=f"running, feature {feature}")
-                ax.set_title(f"{_title(run, column)} — layer {name}: {label} vs running",
-                             fontsize=9)
+                ax.set_title(f"{title} — layer {name}: {label} vs running", fontsize=9)
                 ax.legend(fontsize=6)
             panels[2].plot(run.steps, np.mean(stats["gamma"], axis=1), label="mean γ")
             panels[2].plot(run.steps, np.mean(stats["beta"], axis=1), label="mean β")
