@@ -17,7 +17,7 @@ from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 
-from ..tensor import Tensor
+from ..tensor import Tensor, increment_version
 
 __all__ = ["Module", "Parameter"]
 
@@ -245,6 +245,7 @@ class Module:
             if key in state_dict:
                 value = state_dict[key]
                 tensor.data[...] = value.data if isinstance(value, Tensor) else value
+                increment_version(tensor)  # a graph built before must not use the old values
         return IncompatibleKeys(missing, unexpected)
 
     def _complete_state_dict(self, state_dict: dict, prefix: str) -> None:
