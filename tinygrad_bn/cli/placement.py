@@ -84,7 +84,7 @@ def _print_report(result: TrainResult) -> None:
 @click.option("--target", default=DEFAULT_TARGET, show_default=True,
               help="Target column (0/1 labels).")
 @click.option("--hidden", type=IntList(), default="16,16", show_default=True,
-              help="Hidden layer sizes; each is Linear → BatchNorm1d → ReLU.")
+              help="Hidden layer sizes; each is Linear → BatchNorm1d → the activation.")
 @click.option("--batch-norm/--no-batch-norm", default=True, show_default=True,
               help="Put BatchNorm1d between each hidden Linear and its ReLU.")
 @click.option("--lr", type=POSITIVE_FLOAT, default=0.1, show_default=True,

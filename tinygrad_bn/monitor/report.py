@@ -93,7 +93,7 @@ def write_report(directory: str | os.PathLike, runs: Sequence[Recording],
         blocks.append(f'<figure><img src="{stem}.png" alt="{stem}">'
                       f"<figcaption><b>{stem}.</b> {html.escape(caption)}</figcaption></figure>")
     rows = [row for run, title in zip(runs, titles) for row in summary_rows(run, title)]
-    every = ", ".join(f"{run.every}" for run in runs)
+    every = ", ".join(dict.fromkeys(str(run.every) for run in runs))   # "5", or "5, 10"
     intro = (f"Statistics recorded every {every} training steps through hooks "
              f"({len(runs[0])} records{' per run' if len(runs) > 1 else ''}). "
              "The table gives the key numbers of each activation layer.")
