@@ -64,6 +64,7 @@ def monitor_command() -> None:
 def compare_command(directories: tuple, out_dir: str, titles: tuple) -> None:
     """Draw the same figures for several runs side by side, one column per run. Example:
 
+    \b
         tinygrad-bn train --activation tanh --monitor bn/
         tinygrad-bn train --activation tanh --no-batch-norm --monitor plain/
         tinygrad-bn monitor compare bn/ plain/ --out compare/
