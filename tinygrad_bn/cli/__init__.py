@@ -12,6 +12,7 @@ from .bench import bench_command
 from .experiment import experiment_command
 from .explore import explore_command
 from .graph import graph_command
+from .monitor import monitor_command
 from .placement import data_command, info_command, predict_command, train_command
 
 __all__ = ["main"]
@@ -35,3 +36,4 @@ main.add_command(graph_command)
 main.add_command(explore_command)
 main.add_command(experiment_command)
 main.add_command(bench_command)
+main.add_command(monitor_command)
