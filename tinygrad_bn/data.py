@@ -11,14 +11,18 @@ import csv
 import io
 import math
 import os
+import re
+import warnings
+from array import array
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Sequence, TextIO
 
 import numpy as np
 
-from .checkpoint import atomic_write
+from .files import atomic_write
+from .numbers import NumberError, parse_number
 
 __all__ = [
     "DataError", "Dataset", "Standardizer", "generate_placement", "to_csv_text", "write_csv",
@@ -99,70 +103,152 @@ def bundled_placement_path() -> Path:
 
 # --- loading user files -------------------------------------------------------------------------
 
+# The fast path reads blocks of about this many characters with numpy's C parser.
+BLOCK_CHARS = 1 << 20
+# A block holding anything else (quotes, letters, nan, 7_0, non-ASCII digits) takes the
+# checked path, which accepts only what `numbers.parse_number` accepts.
+_PLAIN_BLOCK = re.compile(r"[0-9eE+\-., \t\r\n]*", re.ASCII)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _parse_number(text: str, where: str) -> float:
     try:
-        value = float(text)
-    except ValueError:
-        shown = repr(text) if text.strip() else "an empty value"
-        raise DataError(f"{where}: {shown} is not a number") from None
-    if not math.isfinite(value):
-        raise DataError(f"{where}: {text.strip()!r} is not a finite number")
-    return value
+        return parse_number(text, np.float32)
+    except NumberError as error:
+        raise DataError(f"{where}: {error}") from None
+
+
+def _read_header(file: TextIO, path: Path) -> tuple:
+    """The first non-blank record, its names stripped, and its line number."""
+    for number, line in enumerate(iter(file.readline, ""), start=1):
+        row = next(csv.reader([line]), [])
+        if any(cell.strip() for cell in row):
+            return [name.strip() for name in row], number
+    raise DataError(f"{path}: the file is empty")
+
+
+def _read_fast(file: TextIO, n_fields: int, columns: list, target_column: int | None) -> tuple:
+    """Parse the rest of ``file`` with numpy's C parser, one block of lines at a time.
+
+    Returns (X, y) or None when anything is unusual — a character outside plain decimals, a
+    ragged or blank-looking line, a value that is not finite in float32, a target that is not
+    0/1, no rows — so that the checked path can name the exact line and column.
+    """
+    features, targets = [], []
+    while True:
+        block = file.read(BLOCK_CHARS)
+        if not block:
+            break
+        block += file.readline()  # end the block at the end of a line
+        if _PLAIN_BLOCK.fullmatch(block) is None:
+            return None
+        if not block.strip():
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "input contained no data" is handled below
+                table = np.loadtxt(io.StringIO(block), delimiter=",", dtype=np.float64,
+                                   comments=None, ndmin=2)
+        except ValueError:
+            return None
+        if table.shape[0] == 0 or table.shape[1] != n_fields:
+            return None
+        chosen = table[:, columns]
+        if not np.all(np.abs(chosen) <= _FLOAT32_MAX):  # also False for nan
+            return None
+        features.append(chosen.astype(np.float32))
+        if target_column is not None:
+            label = table[:, target_column]
+            if not np.all((label == 0.0) | (label == 1.0)):
+                return None
+            targets.append(label.astype(np.float32))
+    if not features:
+        return None
+    X = np.concatenate(features)
+    return X, (np.concatenate(targets) if target_column is not None else None)
+
+
+def _read_checked(file: TextIO, path: Path, header: list, header_line: int, features: list,
+                  columns: list, target: str | None, target_column: int | None) -> tuple:
+    """Parse the rest of ``file`` record by record, naming the line and column of any problem.
+
+    Streaming: values go straight into compact arrays, so memory stays proportional to the
+    result however large the file is.
+    """
+    values, labels = array("f"), array("f")
+    reader = csv.reader(file)
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue  # blank lines are skipped
+        line = header_line + reader.line_num
+        if len(row) != len(header):
+            raise DataError(f"{path}, line {line}: expected {len(header)} fields, got {len(row)}")
+        for name, column in zip(features, columns):
+            values.append(_parse_number(row[column], f"{path}, line {line}, column {name!r}"))
+        if target_column is not None:
+            label = _parse_number(row[target_column], f"{path}, line {line}, column {target!r}")
+            if label not in (0.0, 1.0):
+                raise DataError(f"{path}, line {line}, column {target!r}: the target must be "
+                                f"0 or 1, got {row[target_column].strip()!r}")
+            labels.append(label)
+    if not values:
+        raise DataError(f"{path}: the header has no data rows below it")
+    X = np.frombuffer(values, dtype=np.float32).reshape(-1, len(columns)).copy()
+    return X, (np.frombuffer(labels, dtype=np.float32).copy() if target_column is not None
+               else None)
 
 
 def load_csv(path: str | os.PathLike, features: Sequence[str] = DEFAULT_FEATURES,
              target: str | None = DEFAULT_TARGET, *, require_target: bool = True) -> Dataset:
     """Read the named feature and target columns of a CSV file with a header row.
 
-    Header names are matched after stripping whitespace (``"  placed"`` is ``placed``). The
-    target must hold 0/1 labels with both classes present. With ``require_target=False`` a
-    missing target column is allowed (for prediction) and ``y`` is None.
+    Header names are matched after stripping whitespace (``"  placed"`` is ``placed``); a
+    header naming a column twice is refused. Every value must be a plain ASCII decimal that is
+    finite in float32 (see `numbers.parse_number`). The target must hold 0/1 labels with both
+    classes present. With ``require_target=False`` a missing target column is allowed (for
+    prediction) and ``y`` is None.
+
+    Large files are read in bounded memory: numpy's C parser reads plain numeric blocks; when
+    it meets anything else the file is read again record by record, which names the exact
+    line and column of the first problem.
 
     Raises DataError naming the file, and the line and column where there is one.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise DataError(f"{path}: no such file")
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as file:
-            rows = list(csv.reader(file))
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not a text CSV file (cannot decode it as UTF-8)") from None
-    # Keep the file's line numbers for messages; skip blank lines.
-    rows = [(number, row) for number, row in enumerate(rows, start=1)
-            if any(cell.strip() for cell in row)]
-    if not rows:
-        raise DataError(f"{path}: the file is empty")
-    header = [name.strip() for name in rows[0][1]]
+    if not path.is_file():
+        raise DataError(f"{path}: not a regular file")
     wanted = list(features)
     if not wanted:
         raise DataError(f"{path}: no feature columns were asked for")
-    has_target = target is not None and target in header
-    if target is not None and not has_target and require_target:
-        wanted.append(target)
-    missing = [name for name in wanted if name not in header]
-    if missing:
-        raise DataError(f"{path}: no column {', '.join(repr(m) for m in missing)} "
-                        f"(the header has: {', '.join(header)})")
-    columns = [header.index(name) for name in features]
-    target_column = header.index(target) if has_target else None
-    data = rows[1:]
-    if not data:
-        raise DataError(f"{path}: the header has no data rows below it")
-
-    X = np.empty((len(data), len(columns)), dtype=np.float32)
-    y = np.empty(len(data), dtype=np.float32) if has_target else None
-    for i, (line, row) in enumerate(data):
-        if len(row) != len(header):
-            raise DataError(f"{path}, line {line}: expected {len(header)} fields, got {len(row)}")
-        for j, (name, column) in enumerate(zip(features, columns)):
-            X[i, j] = _parse_number(row[column], f"{path}, line {line}, column {name!r}")
-        if has_target:
-            label = _parse_number(row[target_column], f"{path}, line {line}, column {target!r}")
-            if label not in (0.0, 1.0):
-                raise DataError(f"{path}, line {line}, column {target!r}: the target must be "
-                                f"0 or 1, got {row[target_column].strip()!r}")
-            y[i] = label
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as file:
+            header, header_line = _read_header(file, path)
+            duplicated = sorted({name for name in header if name and header.count(name) > 1})
+            if duplicated:
+                raise DataError(f"{path}, line {header_line}: the header names column "
+                                f"{duplicated[0]!r} more than once")
+            has_target = target is not None and target in header
+            if target is not None and not has_target and require_target:
+                wanted.append(target)
+            missing = [name for name in wanted if name not in header]
+            if missing:
+                raise DataError(f"{path}: no column {', '.join(repr(m) for m in missing)} "
+                                f"(the header has: {', '.join(header)})")
+            columns = [header.index(name) for name in features]
+            target_column = header.index(target) if has_target else None
+            parsed = _read_fast(file, len(header), columns, target_column)
+        if parsed is None:
+            with open(path, newline="", encoding="utf-8-sig") as file:
+                header, header_line = _read_header(file, path)
+                parsed = _read_checked(file, path, header, header_line, list(features),
+                                       columns, target, target_column)
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a text CSV file (cannot decode it as UTF-8)") from None
+    except OSError as error:
+        raise DataError(f"{path}: cannot read it ({error.strerror or error})") from None
+    X, y = parsed
     if has_target and require_target and len(np.unique(y)) < 2:
         raise DataError(f"{path}: column {target!r} holds only class {int(y[0])}; training "
                         "needs examples of both 0 and 1")

@@ -21,6 +21,7 @@ from ..scalar import batch_norm
 from ..tensor import Tensor
 from ..value import Value
 from ..viz import FORMATS, RANKDIRS, GraphvizNotFoundError, draw_graph, output_format, render
+from ..files import OutputError
 from .options import FileProblem, check_writable
 
 __all__ = ["graph_command", "placement_step", "batchnorm_by_hand", "HAND_BATCH"]
@@ -172,7 +173,11 @@ def graph_command(ctx: click.Context, out_path: str, example: str, model_path: s
         if extra:
             raise click.UsageError(f"{', '.join(extra)} apply to the placement step, not to "
                                    "--example batchnorm-by-hand")
-    check_writable(out_path)
+    check_writable(out_path, inputs=[model_path])
+    # Without `dot`, the DOT text goes to this file instead: check it now too.
+    fallback = Path(out_path).with_suffix(".dot")
+    if chosen != "dot":
+        check_writable(str(fallback), inputs=[model_path])
 
     if example == "batchnorm-by-hand":
         root = batchnorm_by_hand()
@@ -192,9 +197,14 @@ def graph_command(ctx: click.Context, out_path: str, example: str, model_path: s
     try:
         render(graph, out_path, format=chosen)
     except GraphvizNotFoundError as error:
-        fallback = Path(out_path).with_suffix(".dot")
+        if fallback.exists():  # a file the user did not name: never replace it silently
+            raise click.ClickException(f"{error}. {fallback} already exists and was left as "
+                                       f"it was; to write the DOT text anyway, name it: "
+                                       f"--out {fallback}") from None
         render(graph, fallback, format="dot")
         raise click.ClickException(f"{error}. The DOT text was written to {fallback}; render "
                                    f"it later with: dot -T{chosen} {fallback} -o "
                                    f"{out_path}") from None
+    except OutputError as error:
+        raise FileProblem(str(error)) from None
     click.echo(f"Wrote {out_path}: {what}")
