@@ -29,7 +29,7 @@ class OutputError(OSError):
 
 def _target(path: Path) -> Path:
     """Where writing ``path`` lands: through a symlink, its target (the link stays a link)."""
-    return Path(os.path.realpath(path)) if path.is_symlink() else path
+    return Path(os.path.realpath(path)) if os.path.islink(path) else path
 
 
 def _name_max(directory: Path) -> int:
