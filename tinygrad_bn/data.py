@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import math
 import os
 import re
@@ -17,7 +18,7 @@ from array import array
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Iterator, Sequence, TextIO
+from typing import Iterable, Iterator, Sequence, TextIO
 
 import numpy as np
 
@@ -111,13 +112,6 @@ _PLAIN_BLOCK = re.compile(r"[0-9eE+\-., \t\r\n]*", re.ASCII)
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def _parse_number(text: str, where: str) -> float:
-    try:
-        return parse_number(text, np.float32)
-    except NumberError as error:
-        raise DataError(f"{where}: {error}") from None
-
-
 def _read_header(file: TextIO, path: Path) -> tuple:
     """The first non-blank record, its names stripped, and its line number."""
     for number, line in enumerate(iter(file.readline, ""), start=1):
@@ -127,75 +121,105 @@ def _read_header(file: TextIO, path: Path) -> tuple:
     raise DataError(f"{path}: the file is empty")
 
 
-def _read_fast(file: TextIO, n_fields: int, columns: list, target_column: int | None) -> tuple:
-    """Parse the rest of ``file`` with numpy's C parser, one block of lines at a time.
+@dataclass
+class _Columns:
+    """Where the wanted values are in each record of a file."""
 
-    Returns (X, y) or None when anything is unusual — a character outside plain decimals, a
-    ragged or blank-looking line, a value that is not finite in float32, a target that is not
-    0/1, no rows — so that the checked path can name the exact line and column.
+    path: Path
+    n_fields: int
+    features: list          # names, for messages
+    columns: list           # their positions
+    target: str | None
+    target_column: int | None
+
+
+def _parse_block(block: str, where: _Columns) -> tuple | None:
+    """(X, y) of a block of whole lines parsed by numpy's C parser, or None when anything in it
+    is unusual — a character outside plain decimals, a ragged or blank-looking line, a value
+    that is not finite in float32, a target that is not 0/1 — so that the checked path can
+    name the exact line and column."""
+    if _PLAIN_BLOCK.fullmatch(block) is None:
+        return None
+    if block.count("\r") != block.count("\r\n"):
+        return None  # a lone \r ends a line for csv, not for the newline count of _read_rows
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "input contained no data": blank lines only
+            table = np.loadtxt(io.StringIO(block), delimiter=",", dtype=np.float64,
+                               comments=None, ndmin=2)
+    except ValueError:
+        return None
+    if table.shape[0] == 0 and not block.strip():
+        return np.empty((0, len(where.columns)), np.float32), np.empty(0, np.float32)
+    if table.shape[1] != where.n_fields:
+        return None
+    chosen = table[:, where.columns]
+    if not np.all(np.abs(chosen) <= _FLOAT32_MAX):  # also False for nan
+        return None
+    labels = table[:, where.target_column] if where.target_column is not None else None
+    if labels is not None and not np.all((labels == 0.0) | (labels == 1.0)):
+        return None
+    return chosen.astype(np.float32), labels.astype(np.float32) if labels is not None else None
+
+
+def _parse_records(lines: Iterable[str], first_line: int, where: _Columns) -> tuple:
+    """(X, y) of CSV records read one by one, naming the line and column of any problem.
+
+    ``first_line`` is the number of the line before ``lines``. Values go straight into compact
+    arrays, so memory stays proportional to the result.
     """
-    features, targets = [], []
+    values, labels = array("f"), array("f")
+    header_names = dict(zip(where.columns, where.features))
+    header_names[where.target_column] = where.target
+    reader = csv.reader(lines)
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue  # blank lines are skipped
+        line = first_line + reader.line_num
+        if len(row) != where.n_fields:
+            raise DataError(f"{where.path}, line {line}: expected {where.n_fields} fields, got "
+                            f"{len(row)}")
+        column = None
+        try:  # the message is built only when a value is refused: this loop is the hot one
+            for column in where.columns:
+                values.append(parse_number(row[column], np.float32))
+            if where.target_column is not None:
+                column = where.target_column
+                label = parse_number(row[column], np.float32)
+        except NumberError as error:
+            name = header_names[column]
+            raise DataError(f"{where.path}, line {line}, column {name!r}: {error}") from None
+        if where.target_column is not None:
+            if label not in (0.0, 1.0):
+                raise DataError(f"{where.path}, line {line}, column {where.target!r}: the "
+                                f"target must be 0 or 1, got {row[column].strip()!r}")
+            labels.append(label)
+    X = np.frombuffer(values, dtype=np.float32).reshape(-1, len(where.columns)).copy()
+    y = np.frombuffer(labels, dtype=np.float32).copy()
+    return X, y if where.target_column is not None else None
+
+
+def _read_rows(file: TextIO, header_line: int, where: _Columns) -> tuple:
+    """(X, y) of the rest of ``file``: blocks of about `BLOCK_CHARS` through the fast parser;
+    from the first block it cannot take, record by record. Lines before that block were
+    plain lines (no quotes), so counting newlines gives the exact line numbers after it."""
+    parts, line = [], header_line
     while True:
         block = file.read(BLOCK_CHARS)
         if not block:
             break
         block += file.readline()  # end the block at the end of a line
-        if _PLAIN_BLOCK.fullmatch(block) is None:
-            return None
-        if not block.strip():
-            continue
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # "input contained no data" is handled below
-                table = np.loadtxt(io.StringIO(block), delimiter=",", dtype=np.float64,
-                                   comments=None, ndmin=2)
-        except ValueError:
-            return None
-        if table.shape[0] == 0 or table.shape[1] != n_fields:
-            return None
-        chosen = table[:, columns]
-        if not np.all(np.abs(chosen) <= _FLOAT32_MAX):  # also False for nan
-            return None
-        features.append(chosen.astype(np.float32))
-        if target_column is not None:
-            label = table[:, target_column]
-            if not np.all((label == 0.0) | (label == 1.0)):
-                return None
-            targets.append(label.astype(np.float32))
-    if not features:
-        return None
-    X = np.concatenate(features)
-    return X, (np.concatenate(targets) if target_column is not None else None)
-
-
-def _read_checked(file: TextIO, path: Path, header: list, header_line: int, features: list,
-                  columns: list, target: str | None, target_column: int | None) -> tuple:
-    """Parse the rest of ``file`` record by record, naming the line and column of any problem.
-
-    Streaming: values go straight into compact arrays, so memory stays proportional to the
-    result however large the file is.
-    """
-    values, labels = array("f"), array("f")
-    reader = csv.reader(file)
-    for row in reader:
-        if not any(cell.strip() for cell in row):
-            continue  # blank lines are skipped
-        line = header_line + reader.line_num
-        if len(row) != len(header):
-            raise DataError(f"{path}, line {line}: expected {len(header)} fields, got {len(row)}")
-        for name, column in zip(features, columns):
-            values.append(_parse_number(row[column], f"{path}, line {line}, column {name!r}"))
-        if target_column is not None:
-            label = _parse_number(row[target_column], f"{path}, line {line}, column {target!r}")
-            if label not in (0.0, 1.0):
-                raise DataError(f"{path}, line {line}, column {target!r}: the target must be "
-                                f"0 or 1, got {row[target_column].strip()!r}")
-            labels.append(label)
-    if not values:
-        raise DataError(f"{path}: the header has no data rows below it")
-    X = np.frombuffer(values, dtype=np.float32).reshape(-1, len(columns)).copy()
-    return X, (np.frombuffer(labels, dtype=np.float32).copy() if target_column is not None
-               else None)
+        parsed = _parse_block(block, where)
+        if parsed is None:
+            rest = itertools.chain(io.StringIO(block, newline=""), file)
+            parts.append(_parse_records(rest, line, where))
+            break
+        parts.append(parsed)
+        line += block.count("\n")
+    if not parts:
+        return np.empty((0, len(where.columns)), np.float32), None
+    X = np.concatenate([X for X, _ in parts])
+    return X, np.concatenate([y for _, y in parts]) if where.target_column is not None else None
 
 
 def load_csv(path: str | os.PathLike, features: Sequence[str] = DEFAULT_FEATURES,
@@ -208,9 +232,9 @@ def load_csv(path: str | os.PathLike, features: Sequence[str] = DEFAULT_FEATURES
     classes present. With ``require_target=False`` a missing target column is allowed (for
     prediction) and ``y`` is None.
 
-    Large files are read in bounded memory: numpy's C parser reads plain numeric blocks; when
-    it meets anything else the file is read again record by record, which names the exact
-    line and column of the first problem.
+    Large files are read in bounded memory, in blocks: numpy's C parser reads plain numeric
+    blocks; from the first block holding anything else the file is read record by record,
+    which accepts quoted cells and names the exact line and column of a problem.
 
     Raises DataError naming the file, and the line and column where there is one.
     """
@@ -238,17 +262,14 @@ def load_csv(path: str | os.PathLike, features: Sequence[str] = DEFAULT_FEATURES
                                 f"(the header has: {', '.join(header)})")
             columns = [header.index(name) for name in features]
             target_column = header.index(target) if has_target else None
-            parsed = _read_fast(file, len(header), columns, target_column)
-        if parsed is None:
-            with open(path, newline="", encoding="utf-8-sig") as file:
-                header, header_line = _read_header(file, path)
-                parsed = _read_checked(file, path, header, header_line, list(features),
-                                       columns, target, target_column)
+            where = _Columns(path, len(header), list(features), columns, target, target_column)
+            X, y = _read_rows(file, header_line, where)
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a text CSV file (cannot decode it as UTF-8)") from None
     except OSError as error:
         raise DataError(f"{path}: cannot read it ({error.strerror or error})") from None
-    X, y = parsed
+    if len(X) == 0:
+        raise DataError(f"{path}: the header has no data rows below it")
     if has_target and require_target and len(np.unique(y)) < 2:
         raise DataError(f"{path}: column {target!r} holds only class {int(y[0])}; training "
                         "needs examples of both 0 and 1")
