@@ -76,7 +76,7 @@ def write_files(folder: Path, rows: int) -> dict:
 
 def measure(path: Path) -> dict:
     done = subprocess.run([sys.executable, "-c", WORKER, str(path)], capture_output=True,
-                          text=True, check=True,
+                          text=True, check=True, cwd=path.parent,
                           env={"PYTHONPATH": str(Path(__file__).resolve().parents[1]),
                                "OPENBLAS_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
     return json.loads(done.stdout)
