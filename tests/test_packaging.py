@@ -50,7 +50,7 @@ def test_the_sdist_holds_what_the_tests_need(build):
                    "tests/fixtures/placement_resume_spaces.csv", "tests/fixtures/README.md",
                    "tests/fixtures/torch_golden.npz", "docs/cli.md",
                    "docs/images/experiments/lr-sweep.png", "examples/04_train_placement.py",
-                   "tinygrad_bn/resources/placement.csv", "benchmarks/run.py"]:
+                   "tinygrad_bn/resources/placement.csv", "benchmarks/run.py", ".ci/run"]:
         assert needed in names, f"the sdist lacks {needed}"
     tests = {p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").glob("*.py")}
     assert tests <= names
