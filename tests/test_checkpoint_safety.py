@@ -133,7 +133,7 @@ def rewrite(path: Path, arrays: dict, meta=None, extra: tuple = ()) -> Path:
     return path
 
 
-# --- denial of service: bounded memory, checked before inflating ---------------------------------
+# --- denial of service: bounded memory, checked before inflating --------------------------------
 
 def test_a_zip_bomb_for_a_weight_is_refused_without_inflating_it(good_model, tmp_path):
     arrays = good_members(good_model)
@@ -174,7 +174,7 @@ def test_deeply_nested_metadata_is_refused_without_a_recursion_error(tmp_path):
     assert done.returncode == 1 and "nested" in one_line_error(done.stderr)
 
 
-# --- every malformed file: exit 1, one short line --------------------------------------------------
+# --- every malformed file: exit 1, one short line -------------------------------------------------
 
 def malformed(good: Path, tmp: Path) -> dict:
     arrays = good_members(good)

@@ -13,7 +13,6 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -56,7 +55,7 @@ def files_in(folder: Path) -> list:
     return sorted(p.name for p in folder.iterdir())
 
 
-# --- 1. non-finite numbers never pass silently ----------------------------------------------------
+# --- 1. non-finite numbers never pass silently ---------------------------------------------------
 
 @pytest.mark.parametrize("option, value", [("--lr", "nan"), ("--lr", "inf"), ("--lr", "1e39"),
                                            ("--momentum", "inf"), ("--weight-decay", "nan"),
@@ -124,7 +123,7 @@ def test_json_output_is_strict_json(model, capsys):
                                                     "ok": True}
 
 
-# --- 4. no data loss -------------------------------------------------------------------------------
+# --- 4. no data loss ------------------------------------------------------------------------------
 
 def placement_csv(folder: Path) -> Path:
     path = folder / "students.csv"
@@ -244,7 +243,7 @@ def test_graph_without_dot_does_not_overwrite_a_dot_file_it_was_not_asked_for(tm
     assert files_in(tmp_path) == ["step.dot"]
 
 
-# --- 4. signals ------------------------------------------------------------------------------------
+# --- 4. signals -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_during_training_exits_cleanly_and_writes_nothing(tmp_path, signum, code):
@@ -296,7 +295,7 @@ def test_a_signal_while_saving_leaves_no_temporary_file_and_the_old_file(tmp_pat
     assert files_in(tmp_path) == ["model.npz"] and out.read_bytes() == b"old model"
 
 
-# --- 5. no silently wrong results ------------------------------------------------------------------
+# --- 5. no silently wrong results -----------------------------------------------------------------
 
 def test_the_target_among_the_features_is_a_usage_error():
     done = cli("train", "--features", "cgpa,placed", "--epochs", "1")

@@ -298,11 +298,12 @@ def info_command(model_path: str, as_json: bool) -> None:
 def data_command(rows: int, seed: int, out_path: str) -> None:
     """Generate a placement dataset with the documented, seeded process (the bundled file is
     --rows 600 --seed 0)."""
+    if out_path != "-":
+        check_writable(out_path)  # before the work, however many rows are asked for
     dataset = generate_placement(rows, seed)
     if out_path == "-":
         click.echo(to_csv_text(dataset), nl=False)
         return
-    check_writable(out_path)
     try:
         write_csv(dataset, out_path)
     except OutputError as error:
