@@ -162,7 +162,8 @@ def graph_command(ctx: click.Context, out_path: str, example: str, model_path: s
         tinygrad-bn graph --out by-hand.svg --example batchnorm-by-hand
 
     Without Graphviz's `dot` program the DOT text is written beside the requested file (with
-    the suffix .dot) and the command fails with the install hint. See docs/graphs.md.
+    the suffix .dot, unless such a file exists already) and the command fails with the install
+    hint. See docs/graphs.md.
     """
     try:
         chosen = output_format(out_path, fmt)

@@ -102,7 +102,8 @@ def _print_report(result: TrainResult) -> None:
               help="Seed for the split, initialisation and shuffling: same seed, same numbers.")
 @click.option("--save", "save_path", type=click.Path(dir_okay=False),
               help="Write the trained model to this .npz file (for `predict` and `info`).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one strict JSON object instead of text (a non-finite number is null).")
 @click.option("--quiet", is_flag=True, help="No progress bar or per-epoch lines.")
 def train_command(data_path: str | None, features: tuple, target: str, hidden: tuple,
                   batch_norm: bool, lr: float, momentum: float, weight_decay: float, epochs: int,
@@ -182,11 +183,12 @@ def _parse_row(text: str, feature_names: tuple) -> list:
     if missing or unknown:
         problems = []
         if missing:
-            problems.append(f"missing {', '.join(missing)}")
+            problems.append(f"missing {', '.join(printable(m) for m in missing)}")
         if unknown:
             problems.append(f"unknown {', '.join(unknown)}")
         raise click.BadParameter(f"{text!r}: {'; '.join(problems)} (the model uses "
-                                 f"{', '.join(feature_names)})", param_hint="--row")
+                                 f"{', '.join(map(printable, feature_names))})",
+                                 param_hint="--row")
     return [values[f] for f in feature_names]
 
 
@@ -208,7 +210,8 @@ def _load_model_or_fail(path: str) -> tuple:
 @click.option("--features", type=NameList(), default=None,
               help="With --data: the CSV's columns to use, in the model's feature order "
                    "(default: the model's own feature names).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one strict JSON object instead of text (a non-finite number is null).")
 def predict_command(model_path: str, rows: tuple, data_path: str | None,
                     features: tuple | None, as_json: bool) -> None:
     """Predict P(placed) with a saved model, in evaluation mode (BatchNorm uses its running
@@ -259,7 +262,8 @@ def predict_command(model_path: str, rows: tuple, data_path: str | None,
 
 @click.command("info")
 @click.argument("model_path", metavar="MODEL.npz", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one strict JSON object instead of text (a non-finite number is null).")
 def info_command(model_path: str, as_json: bool) -> None:
     """Show what a saved model contains: features, architecture, options, arrays.
 
