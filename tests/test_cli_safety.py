@@ -149,6 +149,23 @@ def test_an_output_that_would_replace_the_input_is_refused_before_training(tmp_p
     assert done.returncode == 2 and data.read_bytes() == before
 
 
+def test_the_bundled_data_is_an_input_too(tmp_path, monkeypatch):
+    # In process, with the bundled file swapped for a copy: a bug here must not be able to
+    # overwrite the package's own data.
+    from click.testing import CliRunner
+
+    import tinygrad_bn.cli.placement as placement_cli
+    from tinygrad_bn.cli import main
+    from tinygrad_bn.data import bundled_placement_path
+
+    copy = tmp_path / "placement.csv"
+    copy.write_bytes(bundled_placement_path().read_bytes())
+    monkeypatch.setattr(placement_cli, "bundled_placement_path", lambda: copy)
+    result = CliRunner().invoke(main, ["train", "--save", str(copy), *FAST])
+    assert result.exit_code == 2 and "is the input file" in result.output
+    assert copy.read_bytes() == bundled_placement_path().read_bytes()
+
+
 def test_graph_output_that_would_replace_the_model_is_refused(model, tmp_path):
     before = model.read_bytes()
     done = cli("graph", "--model", model, "--out", model.with_suffix(".dot"),

@@ -174,11 +174,12 @@ def graph_command(ctx: click.Context, out_path: str, example: str, model_path: s
         if extra:
             raise click.UsageError(f"{', '.join(extra)} apply to the placement step, not to "
                                    "--example batchnorm-by-hand")
-    check_writable(out_path, inputs=[model_path])
+    inputs = [model_path, bundled_placement_path()]
+    check_writable(out_path, inputs=inputs)
     # Without `dot`, the DOT text goes to this file instead: check it now too.
     fallback = Path(out_path).with_suffix(".dot")
     if chosen != "dot":
-        check_writable(str(fallback), inputs=[model_path])
+        check_writable(str(fallback), inputs=inputs)
 
     if example == "batchnorm-by-hand":
         root = batchnorm_by_hand()

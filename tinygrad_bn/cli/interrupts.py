@@ -10,6 +10,7 @@ Either way the command prints one line and exits 128 + the signal number (130 fo
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from typing import Any
 
@@ -39,7 +40,8 @@ class InterruptibleGroup(click.Group):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
-            click.echo("\nInterrupted (Ctrl-C); nothing more was written.", err=True)
+            start = "\n" if sys.stderr.isatty() else ""  # end the line the terminal shows ^C on
+            click.echo(f"{start}Interrupted (Ctrl-C); nothing more was written.", err=True)
             ctx.exit(128 + signal.SIGINT)
         except Terminated:
             click.echo("Terminated (SIGTERM); nothing more was written.", err=True)

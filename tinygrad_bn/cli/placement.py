@@ -120,7 +120,7 @@ def train_command(data_path: str | None, features: tuple, target: str, hidden: t
     if target in features:
         raise click.BadParameter(f"{target!r} is the target; it cannot also be a feature (the "
                                  "model would be given the answer)", param_hint="--target")
-    check_writable(save_path, inputs=[data_path])
+    check_writable(save_path, inputs=[data_path or bundled_placement_path()])
     dataset = _load_training_data(data_path, features, target)
     config = TrainConfig(hidden=hidden, batch_norm=batch_norm, lr=lr, momentum=momentum,
                          weight_decay=weight_decay, epochs=epochs, batch_size=batch_size,
