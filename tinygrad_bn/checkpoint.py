@@ -214,15 +214,6 @@ class Checkpoint:
                              "match its header)")
         return member, spec, fortran
 
-    def specs(self) -> dict:
-        """Each array's declared `ArraySpec`, read from the headers only."""
-        specs = {}
-        for key in self.keys:
-            member, spec, _ = self._header(key)
-            member.close()
-            specs[key] = spec
-        return specs
-
     def _inflate(self, key: str, member: Any, spec: ArraySpec, fortran: bool) -> np.ndarray:
         buffer = bytearray(spec.nbytes)
         view = memoryview(buffer)
