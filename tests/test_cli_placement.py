@@ -14,7 +14,7 @@ from tinygrad_bn.cli import main
 from tinygrad_bn.data import Standardizer, load_csv
 from tinygrad_bn.placement import load_model, predict_proba
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 FAST = ["--epochs", "3"]
 
 
@@ -87,7 +87,7 @@ def test_quiet_drops_progress_and_epoch_lines():
 
 
 def test_a_real_csv_with_other_column_names_trains():
-    summary = train_json("--data", str(SHARED / "placement_marks.csv"), "--features",
+    summary = train_json("--data", str(FIXTURES / "placement_marks.csv"), "--features",
                          "cgpa,marks", *FAST)
     assert summary["features"] == ["cgpa", "marks"]
 

@@ -9,7 +9,7 @@ import pytest
 from tinygrad_bn.data import (DataError, Standardizer, batches, bundled_placement_path,
                               generate_placement, load_csv, train_test_split, write_csv)
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def test_bundled_dataset_is_the_documented_generator_output(tmp_path):
@@ -48,9 +48,10 @@ def test_classes_overlap_so_no_line_separates_them():
 
 
 def test_real_csv_with_other_columns_and_spaces_in_the_header():
-    marks = load_csv(SHARED / "placement_marks.csv", ("cgpa", "marks"), "placed")
+    marks = load_csv(FIXTURES / "placement_marks.csv", ("cgpa", "marks"), "placed")
     assert marks.X.shape == (200, 2) and set(np.unique(marks.y)) == {0.0, 1.0}
-    spaces = load_csv(SHARED / "placement_resume_spaces.csv", ("cgpa", "resume_score"), "placed")
+    spaces = load_csv(FIXTURES / "placement_resume_spaces.csv", ("cgpa", "resume_score"),
+                      "placed")
     assert spaces.X.shape == (5, 2) and spaces.target_name == "placed"
 
 

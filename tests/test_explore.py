@@ -17,6 +17,8 @@ import graphviz
 import numpy as np
 import pytest
 
+from tinygrad_bn.files import OutputError
+
 from tinygrad_bn import Tensor, Value, manual_seed, nn
 from tinygrad_bn.cli.graph import batchnorm_by_hand
 from tinygrad_bn.graph import topological_order
@@ -234,7 +236,7 @@ def test_without_dot_nothing_is_written(tmp_path, monkeypatch):
     with pytest.raises(GraphvizNotFoundError, match="apt-get install graphviz"):
         explore(d).save(target)
     assert not target.exists()
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(OutputError, match="does not exist"):
         explore(d).save(tmp_path / "missing" / "page.html")
 
 

@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import math
 import os
+import re
+import warnings
+from array import array
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence, TextIO
 
 import numpy as np
 
-from .checkpoint import atomic_write
+from .files import atomic_write
+from .numbers import NumberError, parse_number
 from .loader import DataLoader, TensorDataset
 
 __all__ = [
@@ -100,70 +105,172 @@ def bundled_placement_path() -> Path:
 
 # --- loading user files -------------------------------------------------------------------------
 
-def _parse_number(text: str, where: str) -> float:
+# The fast path reads blocks of about this many characters with numpy's C parser.
+BLOCK_CHARS = 1 << 20
+# A block holding anything else (quotes, letters, nan, 7_0, non-ASCII digits) takes the
+# checked path, which accepts only what `numbers.parse_number` accepts.
+_PLAIN_BLOCK = re.compile(r"[0-9eE+\-., \t\r\n]*", re.ASCII)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _read_header(file: TextIO, path: Path) -> tuple:
+    """The first non-blank record, its names stripped, and its line number."""
+    for number, line in enumerate(iter(file.readline, ""), start=1):
+        row = next(csv.reader([line]), [])
+        if any(cell.strip() for cell in row):
+            return [name.strip() for name in row], number
+    raise DataError(f"{path}: the file is empty")
+
+
+@dataclass
+class _Columns:
+    """Where the wanted values are in each record of a file."""
+
+    path: Path
+    n_fields: int
+    features: list          # names, for messages
+    columns: list           # their positions
+    target: str | None
+    target_column: int | None
+
+
+def _parse_block(block: str, where: _Columns) -> tuple | None:
+    """(X, y) of a block of whole lines parsed by numpy's C parser, or None when anything in it
+    is unusual — a character outside plain decimals, a ragged or blank-looking line, a value
+    that is not finite in float32, a target that is not 0/1 — so that the checked path can
+    name the exact line and column."""
+    if _PLAIN_BLOCK.fullmatch(block) is None:
+        return None
+    if block.count("\r") != block.count("\r\n"):
+        return None  # a lone \r ends a line for csv, not for the newline count of _read_rows
     try:
-        value = float(text)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "input contained no data": blank lines only
+            table = np.loadtxt(io.StringIO(block), delimiter=",", dtype=np.float64,
+                               comments=None, ndmin=2)
     except ValueError:
-        shown = repr(text) if text.strip() else "an empty value"
-        raise DataError(f"{where}: {shown} is not a number") from None
-    if not math.isfinite(value):
-        raise DataError(f"{where}: {text.strip()!r} is not a finite number")
-    return value
+        return None
+    if table.shape[0] == 0 and not block.strip():
+        return np.empty((0, len(where.columns)), np.float32), np.empty(0, np.float32)
+    if table.shape[1] != where.n_fields:
+        return None
+    chosen = table[:, where.columns]
+    if not np.all(np.abs(chosen) <= _FLOAT32_MAX):  # also False for nan
+        return None
+    labels = table[:, where.target_column] if where.target_column is not None else None
+    if labels is not None and not np.all((labels == 0.0) | (labels == 1.0)):
+        return None
+    return chosen.astype(np.float32), labels.astype(np.float32) if labels is not None else None
+
+
+def _parse_records(lines: Iterable[str], first_line: int, where: _Columns) -> tuple:
+    """(X, y) of CSV records read one by one, naming the line and column of any problem.
+
+    ``first_line`` is the number of the line before ``lines``. Values go straight into compact
+    arrays, so memory stays proportional to the result.
+    """
+    values, labels = array("f"), array("f")
+    header_names = dict(zip(where.columns, where.features))
+    header_names[where.target_column] = where.target
+    reader = csv.reader(lines)
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue  # blank lines are skipped
+        line = first_line + reader.line_num
+        if len(row) != where.n_fields:
+            raise DataError(f"{where.path}, line {line}: expected {where.n_fields} fields, got "
+                            f"{len(row)}")
+        column = None
+        try:  # the message is built only when a value is refused: this loop is the hot one
+            for column in where.columns:
+                values.append(parse_number(row[column], np.float32))
+            if where.target_column is not None:
+                column = where.target_column
+                label = parse_number(row[column], np.float32)
+        except NumberError as error:
+            name = header_names[column]
+            raise DataError(f"{where.path}, line {line}, column {name!r}: {error}") from None
+        if where.target_column is not None:
+            if label not in (0.0, 1.0):
+                raise DataError(f"{where.path}, line {line}, column {where.target!r}: the "
+                                f"target must be 0 or 1, got {row[column].strip()!r}")
+            labels.append(label)
+    X = np.frombuffer(values, dtype=np.float32).reshape(-1, len(where.columns)).copy()
+    y = np.frombuffer(labels, dtype=np.float32).copy()
+    return X, y if where.target_column is not None else None
+
+
+def _read_rows(file: TextIO, header_line: int, where: _Columns) -> tuple:
+    """(X, y) of the rest of ``file``: blocks of about `BLOCK_CHARS` through the fast parser;
+    from the first block it cannot take, record by record. Lines before that block were
+    plain lines (no quotes), so counting newlines gives the exact line numbers after it."""
+    parts, line = [], header_line
+    while True:
+        block = file.read(BLOCK_CHARS)
+        if not block:
+            break
+        block += file.readline()  # end the block at the end of a line
+        parsed = _parse_block(block, where)
+        if parsed is None:
+            rest = itertools.chain(io.StringIO(block, newline=""), file)
+            parts.append(_parse_records(rest, line, where))
+            break
+        parts.append(parsed)
+        line += block.count("\n")
+    if not parts:
+        return np.empty((0, len(where.columns)), np.float32), None
+    X = np.concatenate([X for X, _ in parts])
+    return X, np.concatenate([y for _, y in parts]) if where.target_column is not None else None
 
 
 def load_csv(path: str | os.PathLike, features: Sequence[str] = DEFAULT_FEATURES,
              target: str | None = DEFAULT_TARGET, *, require_target: bool = True) -> Dataset:
     """Read the named feature and target columns of a CSV file with a header row.
 
-    Header names are matched after stripping whitespace (``"  placed"`` is ``placed``). The
-    target must hold 0/1 labels with both classes present. With ``require_target=False`` a
-    missing target column is allowed (for prediction) and ``y`` is None.
+    Header names are matched after stripping whitespace (``"  placed"`` is ``placed``); a
+    header naming a column twice is refused. Every value must be a plain ASCII decimal that is
+    finite in float32 (see `numbers.parse_number`). The target must hold 0/1 labels with both
+    classes present. With ``require_target=False`` a missing target column is allowed (for
+    prediction) and ``y`` is None.
+
+    Large files are read in bounded memory, in blocks: numpy's C parser reads plain numeric
+    blocks; from the first block holding anything else the file is read record by record,
+    which accepts quoted cells and names the exact line and column of a problem.
 
     Raises DataError naming the file, and the line and column where there is one.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise DataError(f"{path}: no such file")
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as file:
-            rows = list(csv.reader(file))
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not a text CSV file (cannot decode it as UTF-8)") from None
-    # Keep the file's line numbers for messages; skip blank lines.
-    rows = [(number, row) for number, row in enumerate(rows, start=1)
-            if any(cell.strip() for cell in row)]
-    if not rows:
-        raise DataError(f"{path}: the file is empty")
-    header = [name.strip() for name in rows[0][1]]
+    if not path.is_file():
+        raise DataError(f"{path}: not a regular file")
     wanted = list(features)
     if not wanted:
         raise DataError(f"{path}: no feature columns were asked for")
-    has_target = target is not None and target in header
-    if target is not None and not has_target and require_target:
-        wanted.append(target)
-    missing = [name for name in wanted if name not in header]
-    if missing:
-        raise DataError(f"{path}: no column {', '.join(repr(m) for m in missing)} "
-                        f"(the header has: {', '.join(header)})")
-    columns = [header.index(name) for name in features]
-    target_column = header.index(target) if has_target else None
-    data = rows[1:]
-    if not data:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as file:
+            header, header_line = _read_header(file, path)
+            duplicated = sorted({name for name in header if name and header.count(name) > 1})
+            if duplicated:
+                raise DataError(f"{path}, line {header_line}: the header names column "
+                                f"{duplicated[0]!r} more than once")
+            has_target = target is not None and target in header
+            if target is not None and not has_target and require_target:
+                wanted.append(target)
+            missing = [name for name in wanted if name not in header]
+            if missing:
+                raise DataError(f"{path}: no column {', '.join(repr(m) for m in missing)} "
+                                f"(the header has: {', '.join(header)})")
+            columns = [header.index(name) for name in features]
+            target_column = header.index(target) if has_target else None
+            where = _Columns(path, len(header), list(features), columns, target, target_column)
+            X, y = _read_rows(file, header_line, where)
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a text CSV file (cannot decode it as UTF-8)") from None
+    except OSError as error:
+        raise DataError(f"{path}: cannot read it ({error.strerror or error})") from None
+    if len(X) == 0:
         raise DataError(f"{path}: the header has no data rows below it")
-
-    X = np.empty((len(data), len(columns)), dtype=np.float32)
-    y = np.empty(len(data), dtype=np.float32) if has_target else None
-    for i, (line, row) in enumerate(data):
-        if len(row) != len(header):
-            raise DataError(f"{path}, line {line}: expected {len(header)} fields, got {len(row)}")
-        for j, (name, column) in enumerate(zip(features, columns)):
-            X[i, j] = _parse_number(row[column], f"{path}, line {line}, column {name!r}")
-        if has_target:
-            label = _parse_number(row[target_column], f"{path}, line {line}, column {target!r}")
-            if label not in (0.0, 1.0):
-                raise DataError(f"{path}, line {line}, column {target!r}: the target must be "
-                                f"0 or 1, got {row[target_column].strip()!r}")
-            y[i] = label
     if has_target and require_target and len(np.unique(y)) < 2:
         raise DataError(f"{path}: column {target!r} holds only class {int(y[0])}; training "
                         "needs examples of both 0 and 1")

@@ -6,6 +6,7 @@ BCE-with-logits and SGD. The command line (``tinygrad-bn train``) is a thin fron
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
@@ -19,11 +20,13 @@ from .loader import DataLoader, TensorDataset
 from .metrics import accuracy
 from .nn import functional as F
 from .ops import stable_sigmoid
+from .optim import check_loss
 from .random import manual_seed
 from .tensor import Tensor
 
 __all__ = ["TrainConfig", "TrainResult", "build_model", "train", "evaluate", "predict_proba",
-           "save_model", "load_model", "batchnorm_parameters", "ACTIVATIONS", "INITS"]
+           "save_model", "load_model", "check_metadata", "batchnorm_parameters", "ACTIVATIONS",
+           "INITS"]
 
 FORMAT = "tinygrad-bn placement model v1"
 
@@ -95,6 +98,10 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the first option out of range."""
+        for name in ("lr", "momentum", "weight_decay", "test_size"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name.replace('_', ' ')} must be a finite number, got "
+                                 f"{getattr(self, name)}")
         checks = [
             (self.lr > 0, f"lr must be > 0, got {self.lr}"),
             (self.momentum >= 0, f"momentum must be >= 0, got {self.momentum}"),
@@ -187,6 +194,9 @@ def train(dataset: Dataset, config: TrainConfig,
     evaluate. ``on_epoch`` receives each epoch's record (for progress display). A
     `monitor.Monitor` given as ``monitor`` is attached to the model and stepped after every
     SGD step (it only watches: the numbers are the same with or without it).
+
+    Raises `optim.DivergenceError` (naming the epoch and step) as soon as the loss stops
+    being finite, so a diverged run never returns a model.
     """
     config.validate()
     if dataset.y is None:
@@ -216,17 +226,23 @@ def train(dataset: Dataset, config: TrainConfig,
     history = []
     for epoch in range(1, config.epochs + 1):
         model.train()
-        total, count = 0.0, 0
-        for X_batch, y_batch in loader:
-            loss = loss_fn(model(X_batch), y_batch)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            if monitor is not None:
-                monitor.step()
-            total += loss.item() * len(X_batch)
-            count += len(X_batch)
-        final_train, final_test = evaluate(model, X_train, y_train), evaluate(model, X_test, y_test)
+        total, count, step = 0.0, 0, 0
+        # Overflow is how divergence starts: check_loss reports it, numpy need not warn.
+        with np.errstate(over="ignore", invalid="ignore"):
+            for step, (X_batch, y_batch) in enumerate(loader, start=1):
+                loss = loss_fn(model(X_batch), y_batch)
+                value = check_loss(loss, step=step, epoch=epoch)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                if monitor is not None:
+                    monitor.step()
+                total += value * len(X_batch)
+                count += len(X_batch)
+            final_train = evaluate(model, X_train, y_train)
+            final_test = evaluate(model, X_test, y_test)
+        # The last step's update can overflow too: the training set's loss shows it.
+        check_loss(final_train["loss"], step=step, epoch=epoch)
         record = {"epoch": epoch, "train_loss": total / count,
                   "train_accuracy": final_train["accuracy"],
                   "test_accuracy": final_test["accuracy"]}
@@ -265,21 +281,97 @@ def save_model(path: str | os.PathLike, result: TrainResult) -> None:
     checkpoint.save(state, path, metadata=metadata)
 
 
+# Bounds a model file must respect before anything is allocated for it (see `check_metadata`).
+MAX_FEATURES = 1024
+MAX_LAYERS = 64
+MAX_WIDTH = 1 << 16
+MAX_PARAMETERS = 1 << 24     # 64 MiB of float32 weights: far beyond any placement model
+MAX_NAME_CHARS = 256
+
+
+def _parameter_count(n_features: int, hidden: Sequence[int], batch_norm: bool) -> int:
+    """Numbers in `build_model`'s state_dict, computed without building it."""
+    count, width = 0, n_features
+    for size in list(hidden) + [1]:
+        count += width * size + size               # Linear weight and bias
+        width = size
+    if batch_norm:
+        count += sum(4 * size + 1 for size in hidden)  # γ, β, running mean/var, batches seen
+    return count
+
+
+def check_metadata(metadata: dict, path: str | os.PathLike) -> None:
+    """Raise ValueError (one line naming ``path``) unless ``metadata`` describes a placement
+    model of sensible size: checked before any model is built, so a file cannot make the
+    loader allocate more than its few bounds allow."""
+    def fail(reason: str) -> ValueError:
+        return ValueError(f"{path}: the model file is damaged: {reason}")
+
+    if metadata.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a tinygrad-bn placement model (no model metadata)")
+    features, hidden = metadata.get("features"), metadata.get("hidden")
+    if not isinstance(features, list) or not 1 <= len(features) <= MAX_FEATURES:
+        raise fail(f"'features' must be a list of 1 to {MAX_FEATURES} names")
+    if not all(isinstance(name, str) and 0 < len(name) <= MAX_NAME_CHARS for name in features):
+        raise fail(f"every feature name must be a text of 1 to {MAX_NAME_CHARS} characters")
+    if len(set(features)) != len(features):
+        raise fail("a feature name appears twice")
+    if not isinstance(hidden, list) or not 1 <= len(hidden) <= MAX_LAYERS:
+        raise fail(f"'hidden' must be a list of 1 to {MAX_LAYERS} layer sizes")
+    if not all(type(size) is int and 0 < size <= MAX_WIDTH for size in hidden):
+        raise fail(f"every hidden size must be an integer from 1 to {MAX_WIDTH}")
+    if not isinstance(metadata.get("batch_norm"), bool):
+        raise fail("'batch_norm' must be true or false")
+    if metadata.get("activation", "relu") not in ACTIVATIONS:
+        raise fail(f"'activation' must be one of {', '.join(ACTIVATIONS)}")
+    if not isinstance(metadata.get("options", {}), dict):
+        raise fail("'options' must be an object")
+    accuracy = metadata.get("test_accuracy", 0.0)
+    if type(accuracy) not in (int, float) or not 0 <= accuracy <= 1:
+        raise fail("'test_accuracy' must be a number from 0 to 1")
+    count = _parameter_count(len(features), hidden, metadata["batch_norm"])
+    if count > MAX_PARAMETERS:
+        raise fail(f"its architecture has {count} parameters, more than the {MAX_PARAMETERS} "
+                   "a placement model may have")
+
+
+def _check_values(arrays: dict, path: str | os.PathLike) -> None:
+    """Refuse weights, statistics or standardiser that would make every prediction nan."""
+    for key, array in arrays.items():
+        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+            raise ValueError(f"{path}: the model file is damaged: {key} holds non-finite "
+                             "values (nan or inf)")
+        if key.endswith("running_var") and np.any(array < 0):
+            raise ValueError(f"{path}: the model file is damaged: {key} holds a negative "
+                             "variance")
+    if np.any(arrays["standardizer.std"] <= 0):
+        raise ValueError(f"{path}: the model file is damaged: standardizer.std must be > 0")
+
+
 def load_model(path: str | os.PathLike) -> tuple:
     """Read a file written by `save_model`: returns (model in eval mode, Standardizer, metadata).
 
-    Raises ValueError naming the file when it is not such a model or does not fit its own
-    architecture.
+    The file is untrusted input, read once and in bounded memory: the metadata is checked
+    first (`check_metadata`), then each array's declared shape and dtype against the
+    architecture it describes, and only then are the arrays inflated and checked to be finite
+    (a standard deviation must be > 0).
+
+    Raises FileNotFoundError, or ValueError with one line naming the file, when it is not
+    such a model or does not fit its own architecture.
     """
-    state, metadata = checkpoint.load_with_metadata(path)
-    if metadata.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a tinygrad-bn placement model (no model metadata)")
-    try:
-        model = build_model(len(metadata["features"]), metadata["hidden"], metadata["batch_norm"],
+    with checkpoint.open_checkpoint(path) as archive:
+        metadata = archive.metadata
+        check_metadata(metadata, path)
+        model = build_model(len(metadata["features"]), metadata["hidden"],
+                            metadata["batch_norm"],
                             activation=metadata.get("activation", "relu"))
-        model.load_state_dict({k[len("model."):]: v for k, v in state.items()
-                               if k.startswith("model.")})
-        scaler = Standardizer(state["standardizer.mean"], state["standardizer.std"])
-    except (KeyError, RuntimeError, TypeError, ValueError) as error:
-        raise ValueError(f"{path}: the model file is damaged: {error}") from None
+        expected = {f"model.{key}": checkpoint.ArraySpec(value.shape, value.dtype)
+                    for key, value in model.state_dict().items()}
+        width = checkpoint.ArraySpec((len(metadata["features"]),), np.dtype(np.float32))
+        expected["standardizer.mean"] = expected["standardizer.std"] = width
+        state = archive.read(expected)
+    _check_values(state, path)
+    model.load_state_dict({k[len("model."):]: v for k, v in state.items()
+                           if k.startswith("model.")})
+    scaler = Standardizer(state["standardizer.mean"], state["standardizer.std"])
     return model.eval(), scaler, metadata

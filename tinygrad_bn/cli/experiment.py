@@ -11,6 +11,7 @@ import click
 
 from ..experiments import (EXPERIMENTS, INSTALL_HINT, PLOT_FORMATS, PlotUnavailable,
                            plot_experiment, run_experiment)
+from ..files import OutputError
 from .options import FileProblem, check_writable
 
 __all__ = ["experiment_command"]
@@ -78,7 +79,7 @@ def experiment_command(name: str, quick: bool, seeds: int | None, plot_path: str
     _check_plot_path(plot_path)
     result = run_experiment(name, quick=quick, seeds=seeds, progress=_ProgressDisplay(name))
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=1, ensure_ascii=False))
+        click.echo(json.dumps(result.to_dict(), indent=1, ensure_ascii=False, allow_nan=False))
     else:
         click.echo(result.text())
     if plot_path is None:
@@ -88,6 +89,8 @@ def experiment_command(name: str, quick: bool, seeds: int | None, plot_path: str
     except PlotUnavailable:
         raise FileProblem(f"cannot draw {plot_path}: plotting needs matplotlib, an optional "
                           f"extra: {INSTALL_HINT}") from None
+    except OutputError as error:
+        raise FileProblem(str(error)) from None
     except OSError as error:
         raise FileProblem(f"cannot write {plot_path}: {error.strerror or error}") from None
     click.echo(f"Wrote the plot to {plot_path}", err=as_json)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from ..data import bundled_placement_path
+from ..files import OutputError
 from ..viz import GraphvizNotFoundError, explore
 from .graph import check_graph_options, chosen_graph, graph_options
 from .options import FileProblem, check_writable
@@ -46,7 +48,7 @@ def explore_command(ctx: click.Context, out_path: str, example: str, model_path:
         raise click.BadParameter(f"{out_path} does not end in .html: the explorer writes a web "
                                  "page", param_hint="--out")
     check_graph_options(ctx, example)
-    check_writable(out_path)
+    check_writable(out_path, inputs=[model_path, bundled_placement_path()])
 
     root, model, labels, what = chosen_graph(example, model_path, seed, batch_size, fused)
     explorer = explore(root, max_nodes=max_nodes, module=model, labels=labels,
@@ -55,6 +57,8 @@ def explore_command(ctx: click.Context, out_path: str, example: str, model_path:
         explorer.save(out_path)
     except GraphvizNotFoundError as error:
         raise FileProblem(f"{error}. Nothing was written to {out_path}.") from None
+    except OutputError as error:
+        raise FileProblem(str(error)) from None
     steps = len(explorer.data["forward"]) + len(explorer.data["backward"])
     click.echo(f"Wrote {out_path}: {what}, {steps} steps")
     if open_page:

@@ -22,6 +22,7 @@ from ..scalar import batch_norm
 from ..tensor import Tensor
 from ..value import Value
 from ..viz import FORMATS, RANKDIRS, GraphvizNotFoundError, draw_graph, output_format, render
+from ..files import OutputError
 from .options import FileProblem, check_writable
 
 __all__ = ["graph_command", "graph_options", "check_graph_options", "chosen_graph",
@@ -205,14 +206,20 @@ def graph_command(ctx: click.Context, out_path: str, example: str, model_path: s
         tinygrad-bn graph --out by-hand.svg --example batchnorm-by-hand
 
     Without Graphviz's `dot` program the DOT text is written beside the requested file (with
-    the suffix .dot) and the command fails with the install hint. See docs/graphs.md.
+    the suffix .dot, unless such a file exists already) and the command fails with the install
+    hint. See docs/graphs.md.
     """
     try:
         chosen = output_format(out_path, fmt)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--out") from None
     check_graph_options(ctx, example)
-    check_writable(out_path)
+    inputs = [model_path, bundled_placement_path()]
+    check_writable(out_path, inputs=inputs)
+    # Without `dot`, the DOT text goes to this file instead: check it now too.
+    fallback = Path(out_path).with_suffix(".dot")
+    if chosen != "dot":
+        check_writable(str(fallback), inputs=inputs)
 
     root, model, labels, what = chosen_graph(example, model_path, seed, batch_size, fused)
     if show_grad:
@@ -222,9 +229,14 @@ def graph_command(ctx: click.Context, out_path: str, example: str, model_path: s
     try:
         render(graph, out_path, format=chosen)
     except GraphvizNotFoundError as error:
-        fallback = Path(out_path).with_suffix(".dot")
+        if fallback.exists():  # a file the user did not name: never replace it silently
+            raise click.ClickException(f"{error}. {fallback} already exists and was left as "
+                                       f"it was; to write the DOT text anyway, name it: "
+                                       f"--out {fallback}") from None
         render(graph, fallback, format="dot")
         raise click.ClickException(f"{error}. The DOT text was written to {fallback}; render "
                                    f"it later with: dot -T{chosen} {fallback} -o "
                                    f"{out_path}") from None
+    except OutputError as error:
+        raise FileProblem(str(error)) from None
     click.echo(f"Wrote {out_path}: {what}")

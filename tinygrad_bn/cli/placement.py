@@ -1,25 +1,27 @@
 """``tinygrad-bn train | predict | info | data``: the placement example from the command line."""
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 import click
 import numpy as np
 
-from .. import checkpoint
 from ..data import (DEFAULT_FEATURES, DEFAULT_TARGET, DataError, bundled_placement_path,
                     generate_placement, load_csv, to_csv_text, write_csv)
+from ..files import OutputError
+from ..numbers import NumberError, parse_number
+from ..optim import DivergenceError
 from ..placement import (ACTIVATIONS, INITS, TrainConfig, TrainResult, load_model,
                          predict_proba, save_model, train)
 from .monitor import finish_monitor, start_monitor
-from .options import FileProblem, IntList, NameList, check_writable
+from .options import (FileProblem, FiniteFloat, IntList, NameList, check_writable, echo_json,
+                      printable)
 
 __all__ = ["train_command", "predict_command", "info_command", "data_command"]
 
-POSITIVE_FLOAT = click.FloatRange(min=0.0, min_open=True)
-NON_NEGATIVE_FLOAT = click.FloatRange(min=0.0)
+POSITIVE_FLOAT = FiniteFloat(min=0.0, min_open=True)
+NON_NEGATIVE_FLOAT = FiniteFloat(min=0.0)
 
 
 def _load_training_data(path: str | None, features: tuple, target: str) -> Any:
@@ -96,13 +98,14 @@ def _print_report(result: TrainResult) -> None:
 @click.option("--epochs", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=2), default=32, show_default=True,
               help="Mini-batch size (BatchNorm needs at least 2).")
-@click.option("--test-size", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+@click.option("--test-size", type=FiniteFloat(0, 1, min_open=True, max_open=True),
               default=0.2, show_default=True, help="Fraction held out for testing (stratified).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed for the split, initialisation and shuffling: same seed, same numbers.")
 @click.option("--save", "save_path", type=click.Path(dir_okay=False),
               help="Write the trained model to this .npz file (for `predict` and `info`).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one strict JSON object instead of text (a non-finite number is null).")
 @click.option("--quiet", is_flag=True, help="No progress bar or per-epoch lines.")
 @click.option("--activation", type=click.Choice(list(ACTIVATIONS)), default="relu",
               show_default=True, help="The hidden layers' nonlinearity (saturation shows only "
@@ -132,7 +135,10 @@ def train_command(data_path: str | None, features: tuple, target: str, hidden: t
 
         tinygrad-bn train --activation tanh --monitor run/
     """
-    check_writable(save_path)
+    if target in features:
+        raise click.BadParameter(f"{target!r} is the target; it cannot also be a feature (the "
+                                 "model would be given the answer)", param_hint="--target")
+    check_writable(save_path, inputs=[data_path or bundled_placement_path()])
     dataset = _load_training_data(data_path, features, target)
     config = TrainConfig(hidden=hidden, batch_norm=batch_norm, lr=lr, momentum=momentum,
                          weight_decay=weight_decay, epochs=epochs, batch_size=batch_size,
@@ -154,18 +160,23 @@ def train_command(data_path: str | None, features: tuple, target: str, hidden: t
                 result = train(dataset, config, on_epoch, monitor=monitor)
         else:
             result = train(dataset, config, monitor=monitor)
+    except DivergenceError as error:
+        raise FileProblem(f"{error} than --lr {lr:g}; nothing was saved") from None
     except ValueError as error:  # e.g. too few rows to split
         raise FileProblem(str(error)) from None
 
     if save_path:
-        save_model(save_path, result)
+        try:
+            save_model(save_path, result)
+        except OutputError as error:
+            raise FileProblem(str(error)) from None
     page = finish_monitor(monitor, monitor_dir)
     summary = result.summary()
     summary["data"] = dataset.source
     if page:
         summary["monitor"] = page
     if as_json:
-        click.echo(json.dumps(summary, indent=2))
+        echo_json(summary)
         return
     if show_progress:
         click.echo(f"Model: {_architecture(result)}")
@@ -185,25 +196,24 @@ def _parse_row(text: str, feature_names: tuple) -> list:
             raise click.BadParameter(f"{text!r}: write name=value pairs, e.g. "
                                      f"{','.join(f'{f}=1' for f in feature_names)}",
                                      param_hint="--row")
+        if name in values:
+            raise click.BadParameter(f"{text!r}: {name!r} is given twice", param_hint="--row")
         try:
-            number = float(value)
-        except ValueError:
-            raise click.BadParameter(f"{text!r}: {value.strip()!r} is not a number for {name!r}",
-                                     param_hint="--row") from None
-        if not np.isfinite(number):
-            raise click.BadParameter(f"{text!r}: {name} must be a finite number",
-                                     param_hint="--row")
-        values[name] = number
+            values[name] = parse_number(value, np.float32)
+        except NumberError as error:
+            raise click.BadParameter(f"{text!r}: {name!r}: {error}", param_hint="--row") \
+                from None
     missing = [f for f in feature_names if f not in values]
     unknown = [n for n in values if n not in feature_names]
     if missing or unknown:
         problems = []
         if missing:
-            problems.append(f"missing {', '.join(missing)}")
+            problems.append(f"missing {', '.join(printable(m) for m in missing)}")
         if unknown:
             problems.append(f"unknown {', '.join(unknown)}")
         raise click.BadParameter(f"{text!r}: {'; '.join(problems)} (the model uses "
-                                 f"{', '.join(feature_names)})", param_hint="--row")
+                                 f"{', '.join(map(printable, feature_names))})",
+                                 param_hint="--row")
     return [values[f] for f in feature_names]
 
 
@@ -225,7 +235,8 @@ def _load_model_or_fail(path: str) -> tuple:
 @click.option("--features", type=NameList(), default=None,
               help="With --data: the CSV's columns to use, in the model's feature order "
                    "(default: the model's own feature names).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one strict JSON object instead of text (a non-finite number is null).")
 def predict_command(model_path: str, rows: tuple, data_path: str | None,
                     features: tuple | None, as_json: bool) -> None:
     """Predict P(placed) with a saved model, in evaluation mode (BatchNorm uses its running
@@ -260,14 +271,14 @@ def predict_command(model_path: str, rows: tuple, data_path: str | None,
     if targets is not None:
         accuracy = float(np.mean(predicted == targets.astype(int)))
     if as_json:
-        click.echo(json.dumps({
+        echo_json({
             "model": model_path, "features": list(names),
             "predictions": [{"input": row, "probability": float(p), "prediction": int(c)}
                             for row, p, c in zip(shown, probability, predicted)],
-            "accuracy": accuracy}, indent=2))
+            "accuracy": accuracy})
         return
     for row, p, c in zip(shown, probability, predicted):
-        described = ", ".join(f"{k}={v:g}" for k, v in row.items())
+        described = ", ".join(f"{printable(k)}={v:g}" for k, v in row.items())
         click.echo(f"{described}  →  P(placed) = {p:.3f}  prediction {c}")
     if accuracy is not None:
         click.echo(f"Accuracy against the file's target column: {accuracy:.3f} "
@@ -276,25 +287,29 @@ def predict_command(model_path: str, rows: tuple, data_path: str | None,
 
 @click.command("info")
 @click.argument("model_path", metavar="MODEL.npz", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one strict JSON object instead of text (a non-finite number is null).")
 def info_command(model_path: str, as_json: bool) -> None:
-    """Show what a saved model contains: features, architecture, options, arrays."""
-    model, scaler, metadata = _load_model_or_fail(model_path)
-    arrays = checkpoint.load(model_path)
+    """Show what a saved model contains: features, architecture, options, arrays.
+
+    Names read from the file are shown with control characters escaped."""
+    model, scaler, metadata = _load_model_or_fail(model_path)  # checked and read once
+    arrays = {f"model.{k}": v for k, v in model.state_dict().items()}
+    arrays.update({"standardizer.mean": scaler.mean, "standardizer.std": scaler.std})
     parameters = sum(p.data.size for p in model.parameters())
     if as_json:
-        click.echo(json.dumps({
+        echo_json({
             **metadata, "parameters": parameters,
             "arrays": {k: list(v.shape) for k, v in arrays.items()},
-            "standardizer": {"mean": scaler.mean.tolist(), "std": scaler.std.tolist()}},
-            indent=2))
+            "standardizer": {"mean": scaler.mean.tolist(), "std": scaler.std.tolist()}})
         return
     click.echo(f"Model file: {model_path}")
-    click.echo(f"Features: {', '.join(metadata['features'])} (standardised with mean "
+    names = ", ".join(printable(name) for name in metadata["features"])
+    click.echo(f"Features: {names} (standardised with mean "
                f"{np.array2string(scaler.mean, precision=3)}, std "
                f"{np.array2string(scaler.std, precision=3)})")
     click.echo(f"Architecture ({parameters} parameters):\n{model!r}")
-    options = ", ".join(f"{k}={v}" for k, v in metadata.get("options", {}).items())
+    options = ", ".join(printable(f"{k}={v}") for k, v in metadata.get("options", {}).items())
     click.echo(f"Trained with: {options}")
     if "test_accuracy" in metadata:
         click.echo(f"Test accuracy when saved: {metadata['test_accuracy']:.3f}")
@@ -312,11 +327,15 @@ def info_command(model_path: str, as_json: bool) -> None:
 def data_command(rows: int, seed: int, out_path: str) -> None:
     """Generate a placement dataset with the documented, seeded process (the bundled file is
     --rows 600 --seed 0)."""
+    if out_path != "-":
+        check_writable(out_path)  # before the work, however many rows are asked for
     dataset = generate_placement(rows, seed)
     if out_path == "-":
         click.echo(to_csv_text(dataset), nl=False)
         return
-    check_writable(out_path)
-    write_csv(dataset, out_path)
+    try:
+        write_csv(dataset, out_path)
+    except OutputError as error:
+        raise FileProblem(str(error)) from None
     click.echo(f"Wrote {rows} rows to {out_path} (placed: {int(dataset.y.sum())}, "
                f"not placed: {rows - int(dataset.y.sum())})")

@@ -7,7 +7,10 @@ one changes no global state (no backend switch, no open windows).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
+
+from ..files import atomic_write
 
 __all__ = ["PlotUnavailable", "INSTALL_HINT", "new_figure", "save_figure", "style",
            "PLOT_FORMATS"]
@@ -38,8 +41,10 @@ def new_figure(rows: int, columns: int, size: tuple) -> tuple:
 
 
 def save_figure(figure: Any, path: str | os.PathLike) -> None:
-    """Write the figure; the format follows the file's extension (png, svg or pdf)."""
-    figure.savefig(path, dpi=110)
+    """Write the figure atomically (`files.atomic_write`); the format follows the file's
+    extension (png, svg or pdf)."""
+    chosen = Path(path).suffix.lower().lstrip(".")
+    atomic_write(path, lambda file: figure.savefig(file, dpi=110, format=chosen))
 
 
 def style(variant: str) -> dict:

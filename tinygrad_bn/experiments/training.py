@@ -38,6 +38,7 @@ from ..function import no_grad
 from ..loader import DataLoader, TensorDataset
 from ..metrics import accuracy
 from ..nn import functional as F
+from ..optim import DivergenceError, check_loss
 from ..random import manual_seed
 from ..tensor import Tensor
 from .datasets import Task
@@ -258,7 +259,9 @@ def train_network(task: Task, spec: NetSpec, *, lr: float, steps: int, seed: int
             loss.backward()
             if step == 1:
                 run.first_batch_loss = loss.item()
-            if not math.isfinite(loss.item()):
+            try:
+                check_loss(loss, step=step)
+            except DivergenceError:
                 run.diverged_at = step
                 record(step)
                 break

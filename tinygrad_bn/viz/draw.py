@@ -29,6 +29,7 @@ from typing import Any, Mapping
 
 import graphviz
 
+from ..files import atomic_write
 from ..graph import topological_order
 from ..nn.batchnorm import BatchNorm1d
 from ..nn.module import Module, Parameter
@@ -164,9 +165,7 @@ def render(root: Value | Tensor | graphviz.Digraph, path: str | os.PathLike, *,
                 f"writing {path.name} ({chosen.upper()}) needs Graphviz's `dot` program, which "
                 f"is not installed or not on PATH: {INSTALL_HINT} (a .dot file needs no "
                 "Graphviz)") from None
-    # A plain write, not checkpoint.atomic_write: its temporary file would leave the picture
-    # readable by its owner only (mode 0600).
-    path.write_bytes(content)
+    atomic_write(path, lambda file: file.write(content))
     return path
 
 

@@ -31,6 +31,7 @@ from typing import Any, Mapping
 import graphviz
 import numpy as np
 
+from ..files import atomic_write, check_destination
 from ..function import Function
 from ..graph import topological_order
 from ..nn.module import Module
@@ -129,13 +130,12 @@ class Explorer:
 
         Raises:
             GraphvizNotFoundError: ``dot`` is not installed.
-            FileNotFoundError: the folder of ``path`` does not exist.
+            OutputError: ``path`` cannot be written (no such folder, not a regular file, …).
         """
         path = Path(path)
-        if not path.parent.is_dir():
-            raise FileNotFoundError(f"cannot write {path}: folder {path.parent} does not exist")
-        page = self.html()
-        path.write_text(page, encoding="utf-8")
+        check_destination(path)  # before laying the graph out, so a bad path fails at once
+        page = self.html().encode("utf-8")
+        atomic_write(path, lambda file: file.write(page))
         return path
 
     def _repr_html_(self) -> str:
