@@ -106,7 +106,7 @@ class BatchNormFunction(Function):
         n = x.size // weight.size                                # values per channel
         # Σ/n rather than x.mean(): the same sums without numpy's Python-level mean wrapper,
         # which costs more than the arithmetic on small batches.
-        mean = x.sum(axis=axes, keepdims=True) / n               # μ, shape (1, C) or (1, C, 1)
+        mean = x.sum(axis=axes, keepdims=True) / n               # μ, shape (1, C, 1, …)
         x_hat = x - mean                                         # x − μ …
         var = (x_hat * x_hat).sum(axis=axes, keepdims=True) / n  # σ², biased
         if running_mean is not None and running_var is not None:
@@ -152,8 +152,9 @@ def update_running_stats(running_mean: np.ndarray, running_var: np.ndarray, mean
 
 
 def _channel_axes(x: Tensor) -> tuple:
-    """The axes batch norm averages over: the batch axis, and the length axis of (N, C, L)."""
-    return (0,) if x.ndim == 2 else (0, 2)
+    """The axes batch norm averages over: every axis but the channels (axis 1) — the batch axis,
+    and the length of (N, C, L) or the height and width of (N, C, H, W)."""
+    return (0,) + tuple(range(2, x.ndim))
 
 
 def _normalize_composed(x: Tensor, weight: Tensor | None, bias: Tensor | None,
@@ -170,7 +171,8 @@ def _normalize_composed(x: Tensor, weight: Tensor | None, bias: Tensor | None,
 def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
                weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
                momentum: float = 0.1, eps: float = 1e-5, *, fused: bool = True) -> Tensor:
-    """Normalise each channel of an (N, C) or (N, C, L) input, then scale by γ and shift by β.
+    """Normalise each channel of an (N, C, *) input — (N, C), (N, C, L), (N, C, H, W) … — over
+    all its other axes (N·L or N·H·W values per channel), then scale by γ and shift by β.
 
     Training (``training=True``): normalise with the batch mean and *biased* batch variance and,
     if running buffers are given, update them in place with the batch mean and the *unbiased*
@@ -181,12 +183,12 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     ``fused=False`` composes primitive ops (mean → centre → variance → normalise → ·γ → +β)
     so that the graph shows each step. Both give the same numbers.
     """
-    if input.ndim not in (2, 3):
-        raise ValueError(f"batch_norm expects a 2-D (N, C) or 3-D (N, C, L) input, got shape "
-                         f"{input.shape}")
+    if input.ndim < 2:
+        raise ValueError(f"batch_norm expects an (N, C, *) input of 2 or more dimensions, got "
+                         f"shape {input.shape}")
     axes = _channel_axes(input)
     channels = input.shape[1]
-    shape = (1, channels) if input.ndim == 2 else (1, channels, 1)
+    shape = (1, channels) + (1,) * (input.ndim - 2)   # γ, β, μ, σ² broadcast along axis 1
     if not training:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm in evaluation mode needs running_mean and running_var")
