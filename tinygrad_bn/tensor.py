@@ -231,6 +231,8 @@ class Tensor:
             for parent, grad in zip(node.parents, ctx.function.backward(ctx, g)):
                 if grad is None or not parent.requires_grad:
                     continue
+                if grad.dtype != parent.data.dtype:  # a mixed-dtype op, e.g. float32 · float64:
+                    grad = grad.astype(parent.data.dtype)  # as in PyTorch, ∂L/∂x has x's dtype
                 # The chain rule across paths: contributions from several consumers add up.
                 grads[parent] = grads[parent] + grad if parent in grads else grad
 
@@ -357,8 +359,12 @@ class Tensor:
         return int(np.prod([self.shape[a] for a in axes]))
 
     def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
-        """mean(x) = Σ x / n — a composite op: its gradient, g / n, comes from Sum and Mul."""
-        return self.sum(axis, keepdims) * (1.0 / self._count(axis))
+        """mean(x) = Σ x / n — a composite op: its gradient, g / n, comes from Sum and Mul.
+
+        The mean of nothing (n = 0) is nan, as in PyTorch and numpy.
+        """
+        count = self._count(axis)
+        return self.sum(axis, keepdims) * (1.0 / count if count else float("nan"))
 
     def var(self, axis: Axis = None, keepdims: bool = False, correction: int = 1) -> Tensor:
         """var(x) = Σ (x − mean x)² / (n − correction);  correction=1 is the unbiased estimate.
@@ -366,7 +372,9 @@ class Tensor:
         A composite op (mean, subtract, square, sum), so its graph shows each step.
         """
         centred = self - self.mean(axis, keepdims=True)
-        return (centred * centred).sum(axis, keepdims) / float(self._count(axis) - correction)
+        # PyTorch divides by max(0, n − correction): inf or nan (with a warning) when n ≤ correction.
+        divisor = float(max(self._count(axis) - correction, 0))
+        return (centred * centred).sum(axis, keepdims) / divisor
 
     def log_softmax(self, axis: int = -1) -> Tensor:
         return ops.LogSoftmax.apply(self, axis=_axes(axis, self.ndim)[0])

@@ -219,6 +219,9 @@ class Module:
         unless the whole state fits. Returns (missing_keys, unexpected_keys).
         """
         own = dict(self._state_items())
+        state_dict = dict(state_dict)  # a copy: modules may add entries that old files lack
+        for module_name, module in self.named_modules():
+            module._complete_state_dict(state_dict, f"{module_name}." if module_name else "")
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         problems = []
@@ -243,6 +246,11 @@ class Module:
                 value = state_dict[key]
                 tensor.data[...] = value.data if isinstance(value, Tensor) else value
         return IncompatibleKeys(missing, unexpected)
+
+    def _complete_state_dict(self, state_dict: dict, prefix: str) -> None:
+        """Fill in, in ``state_dict``, entries this module can do without (keys start with
+        ``prefix``). Called by `load_state_dict` before it checks the keys; nothing by default.
+        """
 
     def to(self, dtype: Any) -> Module:
         """Convert floating parameters and buffers to ``dtype`` (e.g. np.float64); returns self."""
