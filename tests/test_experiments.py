@@ -18,8 +18,9 @@ from click.testing import CliRunner
 from tinygrad_bn import nn
 from tinygrad_bn.cli import main
 from tinygrad_bn.experiments import (EXPERIMENTS, NetSpec, PlotUnavailable, ShiftNoise, Tap,
-                                     build_network, make_spirals, plot_experiment,
+                                     build_network, plot_experiment,
                                      run_experiment, spirals_task, train_network)
+from tinygrad_bn.datasets import spirals
 from tinygrad_bn.experiments.covariate_shift import Recorder
 from tinygrad_bn.experiments.report import Table, mean_pm
 from tinygrad_bn.nn import functional as F
@@ -42,8 +43,8 @@ def task():
 # --- building blocks ------------------------------------------------------------------------
 
 def test_spirals_are_seeded_balanced_and_standardised():
-    X, y = make_spirals(points_per_class=50, classes=3, seed=4)
-    X2, y2 = make_spirals(points_per_class=50, classes=3, seed=4)
+    X, y, _ = spirals(points_per_class=50, classes=3, seed=4)
+    X2, y2, _ = spirals(points_per_class=50, classes=3, seed=4)
     np.testing.assert_array_equal(X, X2)
     assert X.shape == (150, 2) and X.dtype == np.float32 and y.dtype == np.int64
     assert np.bincount(y).tolist() == [50, 50, 50]

@@ -13,7 +13,7 @@ covariate-shift    a hidden layer's input distribution over training (the motiva
 speed              steps to reach a target training loss (claim 2)
 =================  ==========================================================================
 
-Reading order: datasets.py (the two tasks) → training.py (networks, one training loop) →
+Reading order: datasets.py (the tasks) → training.py (networks, one training loop) →
 report.py (tables) → sweep.py → one module per experiment → plotting.py.
 
 Example:
@@ -28,15 +28,15 @@ from pathlib import Path
 from types import ModuleType
 
 from . import covariate_shift, init_sweep, lr_sweep, regularization, speed
-from .datasets import Task, make_spirals, placement_task, spirals_task
+from .datasets import TASKS, Task, load_task, placement_task, spirals_task
 from .plotting import INSTALL_HINT, PLOT_FORMATS, PlotUnavailable
 from .report import ExperimentResult, Progress, Table
 from .training import NetSpec, Run, ShiftNoise, Tap, build_network, evaluate, train_network
 
 __all__ = [
     "EXPERIMENTS", "run_experiment", "plot_experiment", "ExperimentResult", "Table", "Progress",
-    "PlotUnavailable", "INSTALL_HINT", "PLOT_FORMATS", "Task", "make_spirals", "spirals_task",
-    "placement_task", "NetSpec", "Run", "ShiftNoise", "Tap", "build_network", "evaluate",
+    "PlotUnavailable", "INSTALL_HINT", "PLOT_FORMATS", "Task", "TASKS", "load_task",
+    "spirals_task", "placement_task", "NetSpec", "Run", "ShiftNoise", "Tap", "build_network", "evaluate",
     "train_network",
 ]
 
