@@ -81,7 +81,8 @@ _NAMES = "\n".join(f"  {name:<16} {module.SUMMARY}" for name, module in EXPERIME
 @click.option("--dataset", type=click.Choice(list(TASKS)), default=None,
               help="lr-sweep, init-sweep: train on this data set instead of the synthetic ones "
                    "(digits needs scikit-learn; fashion-mnist Debian's dataset-fashion-mnist). "
-                   "paper-fig1: fashion-mnist (default), digits or mnist.")
+                   "paper-fig1: fashion-mnist (default), digits or mnist. convnet: digits "
+                   "(default) or fashion-mnist.")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help="paper-fig1: SGD steps per run (default 50000, the paper's).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,

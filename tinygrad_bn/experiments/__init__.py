@@ -12,13 +12,18 @@ regularization     train/test gap with BN, dropout, both, neither (claim 3)
 covariate-shift    a hidden layer's input distribution over training (the motivation)
 speed              steps to reach a target training loss (claim 2)
 paper-fig1         the BN paper's own Figure 1 on real images (test accuracy, a sigmoid's input)
+placement-order    Linear → BN → ReLU against Linear → ReLU → BN, and no BN
+batch-size         BN, LayerNorm, GroupNorm, none at batch sizes 2 … 128 (BN's weakness)
+bn-lite            full BN against mean-only, variance-only and fixed γ = 1, β = 0
+convnet            a small CNN with and without BatchNorm2d on real images
 =================  ==========================================================================
 
 The synthetic tasks are the default; lr-sweep and init-sweep also run on real images
 (``dataset="digits"``, "fashion-mnist" or "mnist"; see datasets.py and tinygrad_bn.datasets).
 
 Reading order: datasets.py (the tasks) → training.py (networks, one training loop) →
-report.py (tables) → sweep.py → one module per experiment → plotting.py.
+report.py (tables) → sweep.py → one module per experiment (family.py holds what the last
+four share: other norms, partial BN, the convnet) → plotting.py.
 
 Example:
     >>> from tinygrad_bn.experiments import run_experiment
@@ -32,7 +37,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from . import covariate_shift, init_sweep, lr_sweep, paper_fig1, regularization, speed
+from . import (batch_size, bn_lite, convnet, covariate_shift, init_sweep, lr_sweep, paper_fig1,
+               placement_order, regularization, speed)
 from .datasets import TASKS, Task, load_task, placement_task, spirals_task
 from .plotting import INSTALL_HINT, PLOT_FORMATS, PlotUnavailable
 from .report import ExperimentResult, Progress, Table
@@ -48,7 +54,8 @@ __all__ = [
 # Name → module; each module has NAME, SUMMARY, DEFAULT_SEEDS, OPTIONS (the keyword arguments
 # its run() takes beyond quick, seeds and progress), run() and plot().
 EXPERIMENTS: dict = {module.NAME: module for module in
-                     (lr_sweep, init_sweep, regularization, covariate_shift, speed, paper_fig1)}
+                     (lr_sweep, init_sweep, regularization, covariate_shift, speed, paper_fig1,
+                      placement_order, batch_size, bn_lite, convnet)}
 
 
 def _experiment(name: str) -> ModuleType:

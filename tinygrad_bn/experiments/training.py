@@ -46,7 +46,7 @@ from ..tensor import Tensor
 from .datasets import Task
 
 __all__ = ["NetSpec", "Tap", "ShiftNoise", "Run", "build_network", "evaluate", "train_network",
-           "StepHook", "untouched"]
+           "StepHook", "untouched", "init_linears"]
 
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid}
 DISPLAY = {"relu": "ReLU", "sigmoid": "Sigmoid"}
@@ -176,18 +176,27 @@ def build_network(spec: NetSpec, inputs: int, classes: int, seed: int) -> nn.Seq
         width = size
     layers.append(nn.Linear(width, classes))
     model = nn.Sequential(*layers)
+    init_linears(model, seed, activation=spec.activation, init_scale=spec.init_scale,
+                 init_std=spec.init_std)
+    return model
 
+
+def init_linears(model: nn.Module, seed: int, *, activation: str = "relu",
+                 init_scale: float = 1.0, init_std: float | None = None) -> None:
+    """Draw every Linear's weights, in order, from one generator seeded with ``seed``:
+    N(0, (init_scale·gain)²/fan_in), gain of ``activation`` for hidden layers and 1 for the
+    last (or N(0, init_std²) for all); biases 0. The same seed gives the same weights to any
+    networks whose Linear layers have the same shapes."""
     rng = np.random.default_rng([seed, 0])
-    linears = [m for m in model if isinstance(m, nn.Linear)]
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     for i, layer in enumerate(linears):
-        gain = GAINS[spec.activation] if i < len(linears) - 1 else 1.0
-        std = spec.init_scale * gain / math.sqrt(layer.in_features)
-        if spec.init_std is not None:
-            std = spec.init_std
+        gain = GAINS[activation] if i < len(linears) - 1 else 1.0
+        std = init_scale * gain / math.sqrt(layer.in_features)
+        if init_std is not None:
+            std = init_std
         layer.weight.data[...] = rng.normal(0.0, std, layer.weight.shape)
         if layer.bias is not None:
             layer.bias.data[...] = 0.0
-    return model
 
 
 def evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray) -> tuple:
@@ -251,16 +260,22 @@ def _mini_batches(task: Task, batch_size: int, rng: np.random.Generator):
         yield from loader
 
 
-def train_network(task: Task, spec: NetSpec, *, lr: float, steps: int, seed: int,
+def train_network(task: Task, spec: NetSpec | None, *, lr: float, steps: int, seed: int,
                   batch_size: int = 64, eval_every: int = 100,
-                  on_step: StepHook | None = None) -> Run:
+                  on_step: StepHook | None = None,
+                  network: Callable[[int, int, int], nn.Module] | None = None) -> Run:
     """Train the network of ``spec`` on ``task`` with SGD for ``steps`` mini-batches.
 
     The seed fixes the initial weights, the order of the mini-batches and the dropout masks;
-    the same seed gives the same numbers on every run.
+    the same seed gives the same numbers on every run. ``network(inputs, classes, seed)``,
+    if given, builds the model instead of `build_network` (networks NetSpec cannot describe:
+    other normalisations, convolutions).
     """
     started = time.perf_counter()
-    model = build_network(spec, task.features, task.classes, seed)
+    if network is not None:
+        model = network(task.features, task.classes, seed)
+    else:
+        model = build_network(spec, task.features, task.classes, seed)
     manual_seed(seed)  # dropout masks come from the library's generator
     optimizer = optim.SGD(model.parameters(), lr=lr)
     run = Run(lr=lr, seed=seed, steps=steps, model=model)
