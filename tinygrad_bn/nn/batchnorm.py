@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..tensor import Tensor
+from ..tensor import Tensor, increment_version
 from . import functional as F
 from .module import Module, Parameter
 
@@ -114,16 +114,18 @@ class _BatchNorm(Module):
     def reset_running_stats(self) -> None:
         """Running mean 0, running variance 1, num_batches_tracked 0 (in place), as PyTorch."""
         if self.track_running_stats and self.running_mean is not None:
-            self.running_mean.data.fill(0.0)
-            self.running_var.data.fill(1.0)
-            self.num_batches_tracked.data.fill(0)
+            for buffer, value in ((self.running_mean, 0.0), (self.running_var, 1.0),
+                                  (self.num_batches_tracked, 0)):
+                buffer.data.fill(value)
+                increment_version(buffer)
 
     def reset_parameters(self) -> None:
         """`reset_running_stats`, and γ = 1, β = 0 (in place), as at construction."""
         self.reset_running_stats()
         if self.affine:
-            self.weight.data.fill(1.0)
-            self.bias.data.fill(0.0)
+            for param, value in ((self.weight, 1.0), (self.bias, 0.0)):
+                param.data.fill(value)
+                increment_version(param)
 
     def _complete_state_dict(self, state_dict: dict, prefix: str) -> None:
         # Checkpoints from PyTorch before 0.4.1 have no num_batches_tracked; like PyTorch, loading

@@ -19,7 +19,7 @@ from .. import ops
 from ..function import Context, Function
 from ..ops import stable_log_softmax
 from ..random import generator
-from ..tensor import Tensor
+from ..tensor import Tensor, increment_version
 from .functional_conv import avg_pool2d, conv2d, max_pool2d
 
 __all__ = [
@@ -209,18 +209,22 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
         dtype = input.dtype if input.dtype.kind == "f" else np.float64
         gamma = weight if weight is not None else Tensor._make(np.ones(channels, dtype), False)
         beta = bias if bias is not None else Tensor._make(np.zeros(channels, dtype), False)
-        return BatchNormFunction.apply(
+        out = BatchNormFunction.apply(
             input, gamma, beta, eps=eps, axes=axes, momentum=momentum,
             running_mean=running_mean.data if track else None,
             running_var=running_var.data if track else None)
-
-    mean = input.mean(axes, keepdims=True)                  # μ_B
-    centred = input - mean                                  # x − μ_B
-    var = (centred * centred).mean(axes, keepdims=True)     # σ²_B, biased
-    if track:
-        update_running_stats(running_mean.data, running_var.data, mean.data, var.data, n,
-                             momentum)
-    return _normalize_composed(input, weight, bias, mean, var, eps, shape)
+    else:
+        mean = input.mean(axes, keepdims=True)                  # μ_B
+        centred = input - mean                                  # x − μ_B
+        var = (centred * centred).mean(axes, keepdims=True)     # σ²_B, biased
+        if track:
+            update_running_stats(running_mean.data, running_var.data, mean.data, var.data, n,
+                                 momentum)
+        out = _normalize_composed(input, weight, bias, mean, var, eps, shape)
+    if track:  # the buffers were updated in place
+        increment_version(running_mean)
+        increment_version(running_var)
+    return out
 
 
 # --- layer and group normalisation: composed from primitives (their gradients follow) ------

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..function import is_grad_enabled
 from ..hooks import RemovableHandle
-from ..tensor import Tensor
+from ..tensor import Tensor, increment_version
 from .hooks import BackwardHook
 
 __all__ = ["Module", "Parameter"]
@@ -320,6 +320,7 @@ class Module:
             if key in state_dict:
                 value = state_dict[key]
                 tensor.data[...] = value.data if isinstance(value, Tensor) else value
+                increment_version(tensor)  # a graph built before must not use the old values
         return IncompatibleKeys(missing, unexpected)
 
     def _complete_state_dict(self, state_dict: dict, prefix: str) -> None:
