@@ -1,7 +1,7 @@
 """tinygrad_bn — see how backpropagation and Batch Normalization work, and train with them.
 
-Reading order: graph.py → value.py → function.py → ops.py → tensor.py → gradcheck.py →
-nn/ → optim/ → viz.py.
+Reading order: graph.py → value.py → function.py → ops.py (then ops_conv.py) → tensor.py →
+gradcheck.py → nn/ → optim/ → viz.py.
 """
 from __future__ import annotations
 
