@@ -114,3 +114,40 @@ def test_step_calls_the_closure_and_returns_its_loss():
 def test_invalid_options(make, message):
     with pytest.raises(ValueError, match=message):
         make([_param([1.0])])
+
+
+def test_model_and_optimizer_saved_in_one_checkpoint_resume_exactly(tmp_path):
+    from tinygrad_bn import Tensor, checkpoint, manual_seed
+    from tinygrad_bn.nn import functional as F
+
+    rng = np.random.default_rng(3)
+    batches = [(rng.standard_normal((16, 4)), rng.integers(0, 3, 16)) for _ in range(8)]
+
+    def make():
+        manual_seed(0)
+        model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(),
+                              nn.Linear(8, 3)).double()
+        return model, optim.Adam(model.parameters(), lr=0.01, amsgrad=True)
+
+    def steps(model, opt, chosen):
+        for x, y in chosen:
+            opt.zero_grad()
+            F.cross_entropy(model(Tensor(x)), y).backward()
+            opt.step()
+
+    straight, straight_opt = make()
+    steps(straight, straight_opt, batches)
+
+    model, opt = make()
+    steps(model, opt, batches[:4])
+    arrays, groups = checkpoint.optimizer_arrays(opt.state_dict())
+    path = tmp_path / "run.npz"
+    checkpoint.save({**model.state_dict(), **arrays}, path, metadata={"optimizer": groups})
+
+    resumed, resumed_opt = make()
+    saved, metadata = checkpoint.load_with_metadata(path)
+    resumed.load_state_dict({k: v for k, v in saved.items() if not k.startswith("optimizer.")})
+    resumed_opt.load_state_dict(checkpoint.optimizer_state(saved, metadata["optimizer"]))
+    steps(resumed, resumed_opt, batches[4:])
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
