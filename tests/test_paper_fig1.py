@@ -80,7 +80,10 @@ def test_quick_digits_has_both_arms_from_the_same_start(digits_quick):
     # With BN the sigmoid sees γ·x̂ + β, about N(0, 1) at the start: a spread near 2.
     bn = arms["BN"]["unit_trace"]
     assert 1.0 < bn["p85"][0] - bn["p15"][0] < 3.0
-    rows = {row[0]: row for row in result.tables[1].rows}
+    unit = result.tables[1]   # panels (b, c) in numbers: the trace's values at the table steps
+    assert unit.columns == ["step", "without BN", "with BN"]
+    assert unit.rows[0][2] == " / ".join(f"{bn[k][0]:+.2f}" for k in ("p15", "p50", "p85"))
+    rows = {row[0]: row for row in result.tables[2].rows}
     assert set(rows) == {"without BN", "with BN"}
     assert any("first reached" in f or "did not reach" in f for f in result.findings)
     json.dumps(result.to_dict(), allow_nan=False)
