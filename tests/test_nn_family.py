@@ -257,3 +257,11 @@ def test_fuse_linear_bn_eval_gives_the_unfused_outputs():
 def test_fusion_refuses_training_mode():
     with pytest.raises(ValueError, match="evaluation mode"):
         nn.utils.fuse_linear_bn_eval(nn.Linear(2, 3), nn.BatchNorm1d(3))
+
+
+def test_fusion_needs_a_batchnorm_with_running_statistics():
+    linear = nn.Linear(2, 3).eval()
+    with pytest.raises(ValueError, match="running statistics"):
+        nn.utils.fuse_linear_bn_eval(linear, nn.BatchNorm1d(3, track_running_stats=False).eval())
+    with pytest.raises(ValueError, match="running statistics"):
+        nn.utils.fuse_linear_bn_eval(linear, nn.LayerNorm(3))

@@ -45,11 +45,11 @@ def fuse_conv_bn_weights(weight: np.ndarray, bias: np.ndarray | None, running_me
 
 
 def _fuse(layer: Module, bn: _BatchNorm, kind: str) -> Module:
+    if not isinstance(bn, _BatchNorm) or bn.running_mean is None:
+        raise ValueError(f"{kind}: needs a BatchNorm layer with running statistics")
     if layer.training or bn.training:
         raise ValueError(f"{kind}: fusion is only for evaluation mode; call eval() on both "
                          f"modules first")
-    if not isinstance(bn, _BatchNorm) or bn.running_mean is None:
-        raise ValueError(f"{kind}: needs a BatchNorm layer with running statistics")
     out_channels = layer.weight.shape[0]
     if bn.num_features != out_channels:
         raise ValueError(f"{kind}: the layer has {out_channels} output channels but the "
