@@ -151,3 +151,36 @@ def test_model_and_optimizer_saved_in_one_checkpoint_resume_exactly(tmp_path):
     steps(resumed, resumed_opt, batches[4:])
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+# --- torch's recorded trajectories (tests/fixtures/torch_optim_golden.npz) -------------------
+
+def _golden_table():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent / "fixtures" / "make_torch_optim_golden.py"
+    spec = importlib.util.spec_from_file_location("make_torch_optim_golden", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # the case table only: the script imports torch lazily
+    return module
+
+
+GOLDEN = _golden_table()
+
+
+@pytest.mark.parametrize("name", list(GOLDEN.CASES))
+def test_twenty_steps_land_where_torch_landed(name):
+    with np.load(GOLDEN.OUTPUT, allow_pickle=False) as archive:
+        stored = {key: archive[key] for key in archive.files if key.startswith(name + "__")}
+    kind, options = GOLDEN.CASES[name]
+    params = [nn.Parameter(stored[f"{name}__initial{k}"].copy())
+              for k in range(len(GOLDEN.SHAPES))]
+    optimizer = getattr(optim, kind)(params, **options)
+    for step in range(1, GOLDEN.STEPS + 1):
+        for k, p in enumerate(params):
+            p.grad = GOLDEN.fake_grad(p.data, step, k)
+        optimizer.step()
+    for k, p in enumerate(params):
+        np.testing.assert_allclose(p.data, stored[f"{name}__final{k}"], rtol=1e-12, atol=1e-12,
+                                   err_msg=f"{name}: parameter {k}")
