@@ -1,7 +1,7 @@
 """tinygrad_bn — see how backpropagation and Batch Normalization work, and train with them.
 
-Reading order: graph.py → value.py → function.py → ops.py → tensor.py → gradcheck.py →
-nn/ → optim/ → viz/.
+Reading order: graph.py → value.py → function.py → ops.py (then ops_conv.py) → tensor.py →
+gradcheck.py → nn/ → optim/ → viz/.
 """
 from __future__ import annotations
 
@@ -16,11 +16,12 @@ from .gradcheck import GradcheckError, gradcheck
 from .graph import topological_order
 from .optim import DivergenceError
 from .random import manual_seed
-from .tensor import Tensor
+from .tensor import Tensor, cat, stack, where
 from .value import Value
 
 __all__ = [
     "Context", "DivergenceError", "Function", "GradcheckError", "Tensor", "Value", "gradcheck",
     "is_grad_enabled",
     "load", "manual_seed", "nn", "no_grad", "optim", "save", "topological_order", "__version__",
+    "cat", "stack", "where",
 ]

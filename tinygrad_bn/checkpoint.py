@@ -32,7 +32,8 @@ from .files import atomic_write
 from .tensor import Tensor
 
 __all__ = ["save", "load", "load_with_metadata", "open_checkpoint", "Checkpoint",
-           "CheckpointError", "ArraySpec", "atomic_write", "MAX_BYTES"]
+           "CheckpointError", "ArraySpec", "atomic_write", "MAX_BYTES", "optimizer_arrays",
+           "optimizer_state"]
 
 # Metadata (a dict) travels as a JSON text in a 0-d unicode array: readable without pickle.
 METADATA_KEY = "__metadata__"
@@ -337,3 +338,39 @@ def _shown(name: str) -> str:
     """A name from the file, quoted with control characters escaped and the length bounded."""
     text = repr(name[:80] + ("..." if len(name) > 80 else ""))
     return text
+
+
+# --- an optimizer's state beside the model's ------------------------------------------------------
+
+def optimizer_arrays(state_dict: dict, prefix: str = "optimizer.") -> tuple:
+    """Flatten ``optimizer.state_dict()`` for `save`: returns (arrays, param_groups).
+
+    Each buffer becomes the array ``<prefix>state.<index>.<name>`` (the step count a 0-d
+    array); the parameter groups (options and parameter numbers, plain JSON) go into the
+    metadata. `optimizer_state` reverses it. Example, the model and its optimizer in one file:
+
+        arrays, groups = optimizer_arrays(optimizer.state_dict())
+        save({**model.state_dict(), **arrays}, path, metadata={"optimizer": groups})
+    """
+    arrays = {}
+    for index, entry in state_dict["state"].items():
+        for name, value in entry.items():
+            arrays[f"{prefix}state.{index}.{name}"] = np.asarray(value)
+    groups = [{key: list(value) if isinstance(value, tuple) else value
+               for key, value in group.items()} for group in state_dict["param_groups"]]
+    return arrays, groups
+
+
+def optimizer_state(arrays: dict, param_groups: list, prefix: str = "optimizer.") -> dict:
+    """The optimizer state dict that `optimizer_arrays` flattened, for ``load_state_dict``;
+    keys of ``arrays`` without ``<prefix>state.`` (the model's) are ignored."""
+    state: dict = {}
+    start = prefix + "state."
+    for key, value in arrays.items():
+        if not key.startswith(start):
+            continue
+        index, _, name = key[len(start):].partition(".")
+        if not index.isdigit() or not name:
+            raise ValueError(f"optimizer state key {key!r} is not <prefix>state.<index>.<name>")
+        state.setdefault(int(index), {})[name] = value
+    return {"state": state, "param_groups": param_groups}
