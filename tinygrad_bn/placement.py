@@ -7,6 +7,7 @@ BCE-with-logits and SGD. The command line (``tinygrad-bn train``) is a thin fron
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
 
@@ -21,7 +22,7 @@ from .random import manual_seed
 from .tensor import Tensor
 
 __all__ = ["TrainConfig", "TrainResult", "build_model", "train", "evaluate", "predict_proba",
-           "save_model", "load_model", "batchnorm_parameters"]
+           "save_model", "load_model", "batchnorm_parameters", "inference_pipeline"]
 
 FORMAT = "tinygrad-bn placement model v1"
 
@@ -233,3 +234,16 @@ def load_model(path: str | os.PathLike) -> tuple:
     except (KeyError, RuntimeError, TypeError, ValueError) as error:
         raise ValueError(f"{path}: the model file is damaged: {error}") from None
     return model.eval(), scaler, metadata
+
+
+def inference_pipeline(model: nn.Module, standardizer: Standardizer) -> nn.Sequential:
+    """Raw features → P(placed): ``standardizer`` → ``model`` → Sigmoid, in evaluation mode.
+
+    What the exporters write (`tinygrad_bn.onnx`, `tinygrad_bn.torch_bridge`). Its children
+    are named ``standardizer`` and ``model``, so its state_dict keys are exactly those of a
+    file written by `save_model`: such a file's arrays load straight into it, or its PyTorch
+    twin.
+    """
+    scale = nn.Standardize(standardizer.mean, standardizer.std)
+    return nn.Sequential(OrderedDict(standardizer=scale, model=model,
+                                     sigmoid=nn.Sigmoid())).eval()

@@ -10,6 +10,7 @@ import click
 from .. import __version__
 from .bench import bench_command
 from .experiment import experiment_command
+from .export import export_command
 from .graph import graph_command
 from .placement import data_command, info_command, predict_command, train_command
 
@@ -33,3 +34,4 @@ main.add_command(data_command)
 main.add_command(graph_command)
 main.add_command(experiment_command)
 main.add_command(bench_command)
+main.add_command(export_command)
