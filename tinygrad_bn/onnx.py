@@ -86,8 +86,7 @@ class _Graph:
             supported = ", ".join(sorted(t.__name__ for t in CONVERTERS))
             raise TypeError(f"cannot export {type(module).__name__}{where} to ONNX: no "
                             f"converter for it (supported: {supported})")
-        output = converter(self, module, name or type(module).__name__.lower(), x, example)
-        return output, module(example)
+        return converter(self, module, name, x, example), module(example)
 
 
 def _join(prefix: str, name: str) -> str:
@@ -228,7 +227,9 @@ def export(model: nn.Module, example_input: Any, path: str | os.PathLike | None 
     model.eval()
     try:
         with no_grad():
-            last, output = graph.add(model, "", input_name, Tensor(data))
+            # Names are state_dict paths; a lone layer (no container) is named after its class.
+            root = "" if type(model) is nn.Sequential else type(model).__name__.lower()
+            last, output = graph.add(model, root, input_name, Tensor(data))
     finally:
         for module, training in was_training:
             module.training = training
