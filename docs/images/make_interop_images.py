@@ -1,11 +1,13 @@
 """Make the two pictures of docs/interop.md: the exported placement model as Netron draws it,
 and the same model as `tinygrad_bn.viz.draw_graph` draws it.
 
-Run from the repository root (needs onnx, Graphviz's `dot`, selenium with Chromium and its
-driver, a font with CJK brackets — Debian's fonts-wqy-microhei — for the shapes Netron
-writes as 〈2〉, and Netron — ``pip install netron``: it bundles its web page and serves it locally):
+Run from the repository root:
 
     python docs/images/make_interop_images.py
+
+It needs onnx, Graphviz's `dot`, selenium with Chromium and its driver, a font with CJK
+brackets for the shapes Netron writes as 〈2〉 (Debian's fonts-wqy-microhei), Pillow, and
+Netron (``pip install netron``: it bundles its web page and serves it locally).
 
 The model is the one `tinygrad-bn train --save` makes with its defaults (seed 0, 50 epochs),
 exported as `tinygrad-bn export` exports it. Netron is served on 127.0.0.1 and opened in
@@ -49,7 +51,8 @@ def netron_screenshot(model_path: Path, out: Path) -> None:
     options.binary_location = "/usr/bin/chromium"
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--hide-scrollbars", "--window-size=1600,400", "--force-device-scale-factor=2",
+                 "--disable-sync", "--hide-scrollbars", "--window-size=1600,400",
+                 "--force-device-scale-factor=2",
                  "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
                  f"--user-data-dir={tempfile.mkdtemp()}"):
         options.add_argument(flag)
