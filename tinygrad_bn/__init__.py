@@ -15,10 +15,11 @@ from .checkpoint import load, save
 from .gradcheck import GradcheckError, gradcheck
 from .graph import topological_order
 from .random import manual_seed
-from .tensor import Tensor
+from .tensor import Tensor, cat, stack, where
 from .value import Value
 
 __all__ = [
     "Context", "Function", "GradcheckError", "Tensor", "Value", "gradcheck", "is_grad_enabled",
     "load", "manual_seed", "nn", "no_grad", "optim", "save", "topological_order", "__version__",
+    "cat", "stack", "where",
 ]

@@ -13,6 +13,8 @@ Read next: tensor.py, which wraps these ops as methods and runs backward.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .function import Context, Function
@@ -21,6 +23,7 @@ __all__ = [
     "unbroadcast", "stable_sigmoid", "stable_log_softmax",
     "Add", "Sub", "Mul", "Div", "Neg", "Pow", "MatMul", "Sum", "Max", "Exp", "Log", "Sqrt", "Tanh",
     "Sigmoid", "ReLU", "LogSoftmax", "Reshape", "Permute", "GetItem",
+    "PowTensor", "Abs", "LeakyReLU", "GELU", "Softplus", "Clamp", "Where", "Cat", "Pad",
 ]
 
 
@@ -393,3 +396,196 @@ class GetItem(Function):
         grad = np.zeros(ctx.x_shape, dtype=g.dtype)
         np.add.at(grad, ctx.index, g)
         return (grad,)
+
+
+# --- more elementwise ops (activations and friends) -------------------------------------------
+
+class PowTensor(Function):
+    """y = aᵇ with both a and b tensors;  ∂L/∂a = g · b · aᵇ⁻¹,  ∂L/∂b = g · y · ln a.
+
+    At a = 0 with b ≥ 0 the exponent's derivative is taken as 0 (y does not change with b
+    there), as PyTorch does; for a < 0, ln a is nan, as it is in PyTorch.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        try:
+            y = a ** b
+        except ValueError:
+            raise _broadcast_error("**", a, b) from None
+        ctx.save_for_backward(a, b, y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray) -> tuple:
+        a, b, y = ctx.saved_tensors
+        grad_a = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_a = unbroadcast(g * b * a ** (b - 1), a.shape)
+        if ctx.needs_input_grad[1]:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                log_a = np.log(a)
+            zero_base = (a == 0) & (b >= 0)
+            grad_b = unbroadcast(np.where(zero_base, 0, g * y * log_a), b.shape)
+        return grad_a, grad_b
+
+
+class Abs(Function):
+    """y = |x|;  ∂L/∂x = g · sign(x)  (sign(0) = 0, PyTorch's choice of subgradient)."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(x)
+        return np.abs(x)
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray) -> tuple:
+        (x,) = ctx.saved_tensors
+        return (g * np.sign(x),)
+
+
+class LeakyReLU(Function):
+    """y = x for x > 0, else α·x;  ∂L/∂x = g for x > 0, else α·g  (α = ``negative_slope``)."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, *, negative_slope: float) -> np.ndarray:
+        positive = x > 0
+        ctx.save_for_backward(positive)
+        ctx.slope = negative_slope
+        return np.where(positive, x, x * negative_slope)
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray) -> tuple:
+        (positive,) = ctx.saved_tensors
+        return (np.where(positive, g, g * ctx.slope),)
+
+
+# erf, elementwise: numpy has no erf, and the standard library's is exact to the last bit.
+_erf = np.frompyfunc(math.erf, 1, 1)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_GELU_CUBIC = 0.044715
+
+
+class GELU(Function):
+    """Gaussian error linear unit, y = x·Φ(x), with Φ the standard normal CDF.
+
+    Exact (``approximate="none"``):
+        Φ(x) = ½(1 + erf(x/√2));   ∂L/∂x = g · (Φ(x) + x·φ(x)),  φ(x) = e^(−x²/2)/√(2π).
+    Tanh approximation (``approximate="tanh"``), with u = √(2/π)(x + 0.044715x³), t = tanh u:
+        y = ½x(1 + t);   ∂L/∂x = g · (½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²)).
+    """
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, *, approximate: str) -> np.ndarray:
+        ctx.approximate = approximate
+        if approximate == "tanh":
+            t = np.tanh(_SQRT_2_OVER_PI * (x + _GELU_CUBIC * x * x * x))
+            ctx.save_for_backward(x, t)
+            return 0.5 * x * (1 + t)
+        cdf = 0.5 * (1 + _erf(x / math.sqrt(2.0)).astype(x.dtype))
+        ctx.save_for_backward(x, cdf)
+        return x * cdf
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray) -> tuple:
+        x, saved = ctx.saved_tensors
+        if ctx.approximate == "tanh":
+            t = saved
+            du = _SQRT_2_OVER_PI * (1 + 3 * _GELU_CUBIC * x * x)
+            return (g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du),)
+        pdf = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+        return (g * (saved + x * pdf),)
+
+
+class Softplus(Function):
+    """y = (1/β)·log(1 + e^(βx)), and y = x where βx > ``threshold`` (PyTorch's linear tail);
+    ∂L/∂x = g · σ(βx), and g on the linear tail.
+
+    ``np.logaddexp(0, βx)`` = log(e⁰ + e^(βx)) never overflows.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, *, beta: float, threshold: float) -> np.ndarray:
+        bx = x * beta
+        linear = bx > threshold
+        ctx.save_for_backward(bx, linear)
+        return np.where(linear, x, np.logaddexp(0, bx) / beta)
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray) -> tuple:
+        bx, linear = ctx.saved_tensors
+        return (np.where(linear, g, g * stable_sigmoid(bx)),)
+
+
+class Clamp(Function):
+    """y = min(max(x, lo), hi);  ∂L/∂x = g where lo ≤ x ≤ hi, else 0 (bounds included, as in
+    PyTorch). Either bound may be None (no bound on that side)."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, *, min: float | None,
+                max: float | None) -> np.ndarray:
+        inside = np.ones(x.shape, dtype=bool)
+        if min is not None:
+            inside &= x >= min
+        if max is not None:
+            inside &= x <= max
+        ctx.save_for_backward(inside)
+        return np.clip(x, min, max).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray) -> tuple:
+        (inside,) = ctx.saved_tensors
+        return (g * inside,)
+
+
+class Where(Function):
+    """y = a where ``condition``, else b;  ∂L/∂a = g where condition, ∂L/∂b = g elsewhere
+    (each summed over its broadcast axes). The condition is an option: it has no gradient."""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray, *,
+                condition: np.ndarray) -> np.ndarray:
+        ctx.shapes, ctx.condition = (a.shape, b.shape), condition
+        try:
+            return np.where(condition, a, b)
+        except ValueError:
+            raise ValueError(f"where: cannot broadcast condition {condition.shape} with shapes "
+                             f"{a.shape} and {b.shape}") from None
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray) -> tuple:
+        a_shape, b_shape = ctx.shapes
+        zero = np.zeros((), dtype=g.dtype)
+        grad_a = unbroadcast(np.where(ctx.condition, g, zero), a_shape)
+        grad_b = unbroadcast(np.where(ctx.condition, zero, g), b_shape)
+        return grad_a, grad_b
+
+
+# --- joining and padding ------------------------------------------------------------------------
+
+class Cat(Function):
+    """y = the inputs joined along ``axis``;  ∂L/∂xₖ = the slice of g where xₖ landed."""
+
+    @staticmethod
+    def forward(ctx: Context, *arrays: np.ndarray, axis: int) -> np.ndarray:
+        ctx.axis = axis
+        ctx.ends = np.cumsum([a.shape[axis] for a in arrays])[:-1]
+        return np.concatenate(arrays, axis=axis)
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray) -> tuple:
+        return tuple(np.split(g, ctx.ends, axis=ctx.axis))
+
+
+class Pad(Function):
+    """y = x surrounded by a constant: ``widths`` is one (before, after) pair per axis;
+    ∂L/∂x = g with the padding cut off again (the padded values do not depend on x)."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, *, widths: tuple, value: float) -> np.ndarray:
+        ctx.inner = tuple(slice(before, before + n) for (before, _), n in zip(widths, x.shape))
+        return np.pad(x, widths, mode="constant", constant_values=value)
+
+    @staticmethod
+    def backward(ctx: Context, g: np.ndarray) -> tuple:
+        return (g[ctx.inner],)

@@ -28,7 +28,7 @@ from .function import Context
 from .graph import topological_order
 from .random import generator
 
-__all__ = ["Tensor"]
+__all__ = ["Tensor", "cat", "stack", "where"]
 
 ShapeLike = Union[int, Sequence[int]]
 Axis = Union[int, Sequence[int], None]
@@ -169,6 +169,9 @@ class Tensor:
     def __bool__(self) -> bool:
         return bool(self.data)
 
+    def __float__(self) -> float:
+        return float(self.item())
+
     def __repr__(self) -> str:
         body = np.array2string(self.data, separator=", ", prefix="Tensor(")
         extra = ""
@@ -269,10 +272,16 @@ class Tensor:
     def __neg__(self) -> Tensor:
         return ops.Neg.apply(self)
 
-    def __pow__(self, exponent: float) -> Tensor:
+    def __pow__(self, exponent: float | Tensor) -> Tensor:
+        if isinstance(exponent, Tensor):  # aᵇ with a tensor exponent: it gets a gradient too
+            return ops.PowTensor.apply(self, exponent)
         if isinstance(exponent, bool) or not isinstance(exponent, numbers.Real):
-            raise TypeError(f"Tensor ** k needs a number exponent, got {type(exponent).__name__}")
+            raise TypeError(f"Tensor ** k needs a number or Tensor exponent, got "
+                            f"{type(exponent).__name__}")
         return ops.Pow.apply(self, exponent=exponent)
+
+    def __rpow__(self, base: Any) -> Tensor:
+        return ops.PowTensor.apply(self._operand(base), self)
 
     def matmul(self, other: Any) -> Tensor:
         """Matrix product, 2-D or batched; a 1-D operand is treated as in numpy (and torch)."""
@@ -318,6 +327,21 @@ class Tensor:
     def relu(self) -> Tensor:
         return ops.ReLU.apply(self)
 
+    def abs(self) -> Tensor:
+        return ops.Abs.apply(self)
+
+    __abs__ = abs
+
+    def clamp(self, min: float | None = None, max: float | None = None) -> Tensor:
+        """Limit every element to [min, max]; either bound may be None (at least one is given)."""
+        if min is None and max is None:
+            raise ValueError("clamp: at least one of min and max must be given")
+        return ops.Clamp.apply(self, min=min, max=max)
+
+    def where(self, condition: Any, other: Any) -> Tensor:
+        """self where ``condition`` is true, else ``other`` (PyTorch's ``x.where(cond, y)``)."""
+        return where(condition, self, other)
+
     # --- reductions ---------------------------------------------------------------------------
 
     def sum(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
@@ -355,6 +379,22 @@ class Tensor:
 
     def reshape(self, *shape: int) -> Tensor:
         return ops.Reshape.apply(self, shape=_shape(shape))
+
+    def view(self, *shape: int) -> Tensor:
+        """The same as `reshape` (numpy decides whether the result shares memory)."""
+        return self.reshape(*shape)
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        """Merge the axes start_dim … end_dim into one, e.g. (N, C, H, W) → (N, C·H·W) with
+        ``flatten(1)``."""
+        if self.ndim == 0:
+            return self.reshape(1)
+        start, end = _axes(start_dim, self.ndim)[0], _axes(end_dim, self.ndim)[0]
+        if start > end:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for "
+                             f"a tensor of shape {self.shape}")
+        merged = int(np.prod(self.shape[start:end + 1]))
+        return self.reshape(self.shape[:start] + (merged,) + self.shape[end + 1:])
 
     def permute(self, *dims: int) -> Tensor:
         dims = _shape(dims)
@@ -438,3 +478,52 @@ class Tensor:
         data = generator().uniform(low, high, shape).astype(dtype)
         return Tensor(data, requires_grad=requires_grad)
 
+
+
+# --- functions of several tensors (torch.cat, torch.stack, torch.where) ---------------------------
+
+def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    """Join tensors along an existing axis ``dim``; the other axes must agree."""
+    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("cat: expected a non-empty sequence of tensors")
+    first = tensors[0]
+    axis = _axes(dim, first.ndim)[0] if first.ndim else 0
+    for k, t in enumerate(tensors):
+        if t.ndim != first.ndim or t.shape[:axis] + t.shape[axis + 1:] != \
+                first.shape[:axis] + first.shape[axis + 1:]:
+            raise ValueError(f"cat: tensor {k} has shape {t.shape}, which does not fit tensor 0 "
+                             f"of shape {first.shape} outside dimension {dim}")
+    return ops.Cat.apply(*tensors, axis=axis)
+
+
+def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    """Join equal-shaped tensors along a new axis ``dim``: each gets a length-1 axis there, then
+    they are concatenated (so the gradient comes from Reshape and Cat)."""
+    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("stack: expected a non-empty sequence of tensors")
+    shape = tensors[0].shape
+    for k, t in enumerate(tensors):
+        if t.shape != shape:
+            raise ValueError(f"stack: tensor {k} has shape {t.shape}, tensor 0 has {shape}; "
+                             f"stack needs equal shapes")
+    axis = _axes(dim, len(shape) + 1)[0]
+    new_shape = shape[:axis] + (1,) + shape[axis:]
+    return cat([t.reshape(new_shape) for t in tensors], dim=axis)
+
+
+def where(condition: Any, input: Any, other: Any) -> Tensor:
+    """``input`` where ``condition`` is true, ``other`` elsewhere (broadcasting all three).
+
+    Python numbers take the type of the tensor beside them, as in arithmetic.
+    """
+    condition = np.asarray(condition.data if isinstance(condition, Tensor) else condition,
+                           dtype=bool)
+    if not isinstance(input, Tensor) and not isinstance(other, Tensor):
+        raise TypeError("where: input or other must be a Tensor")
+    if not isinstance(input, Tensor):
+        input = other._operand(input)
+    elif not isinstance(other, Tensor):
+        other = input._operand(other)
+    return ops.Where.apply(input, other, condition=condition)

@@ -1,20 +1,28 @@
 """Neural-network layers with PyTorch's names and semantics.
 
 Reading order: module.py (Module, Parameter) → functional.py (the math, fused ops) →
-linear.py → batchnorm.py → activation.py → container.py → loss.py → standardize.py.
+linear.py → batchnorm.py → norm.py (LayerNorm, GroupNorm) → conv.py and pooling.py (with
+functional_conv.py) → activation.py → flatten.py → container.py → loss.py → utils.py →
+standardize.py.
 """
-from . import functional
-from .activation import Dropout, Identity, ReLU, Sigmoid, Tanh
-from .batchnorm import BatchNorm1d
-from .container import Sequential
+from . import functional, utils
+from .activation import GELU, Dropout, Identity, LeakyReLU, ReLU, Sigmoid, Softplus, Tanh
+from .batchnorm import BatchNorm1d, BatchNorm2d
+from .container import ModuleDict, ModuleList, Sequential
+from .conv import Conv2d
+from .flatten import Flatten
 from .linear import Linear
 from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .module import Module, Parameter
+from .norm import GroupNorm, LayerNorm
+from .pooling import AvgPool2d, MaxPool2d
 from .standardize import Standardize
 
 __all__ = [
     "BCELoss", "BCEWithLogitsLoss", "BatchNorm1d", "CrossEntropyLoss", "Dropout", "Identity",
     "Linear", "MSELoss", "Module", "Parameter", "ReLU", "Sequential", "Sigmoid", "Tanh",
     "functional",
+    "AvgPool2d", "BatchNorm2d", "Conv2d", "Flatten", "GELU", "GroupNorm", "LayerNorm",
+    "LeakyReLU", "MaxPool2d", "ModuleDict", "ModuleList", "Softplus", "utils",
     "Standardize",
 ]

@@ -1,6 +1,10 @@
-"""`BatchNorm1d`: Batch Normalization, as the course notes teach it and as PyTorch computes it.
+"""`BatchNorm1d` and `BatchNorm2d`: Batch Normalization, as the course notes teach it and as
+PyTorch computes it. Both are one implementation, `_BatchNorm`; they differ only in the input
+shapes they accept, (N, C) / (N, C, L) or (N, C, H, W), and the statistics are always taken per
+channel over every other axis (N, N·L or N·H·W values).
 
-Where it goes: after a Linear layer and before the activation — Linear → BatchNorm1d → ReLU.
+Where it goes: after a Linear layer and before the activation — Linear → BatchNorm1d → ReLU —
+or after a convolution — Conv2d → BatchNorm2d → ReLU.
 
 Read next: ../optim/sgd.py, which trains γ and β like every other parameter.
 """
@@ -12,10 +16,10 @@ from ..tensor import Tensor
 from . import functional as F
 from .module import Module, Parameter
 
-__all__ = ["BatchNorm1d"]
+__all__ = ["BatchNorm1d", "BatchNorm2d"]
 
 
-class BatchNorm1d(Module):
+class _BatchNorm(Module):
     r"""Normalise each feature over the mini-batch, then scale by γ and shift by β.
 
     For a mini-batch B of m values of one feature (the notes' notation):
@@ -51,23 +55,21 @@ class BatchNorm1d(Module):
         fused: keyword-only. True runs one op with the closed-form backward (fast); False builds
             the normalisation from primitive ops so a rendered graph shows every step.
 
-    Shape: (N, C) or (N, C, L) → same shape.
-
-    Example:
-        >>> bn = BatchNorm1d(2)
-        >>> y = bn(Tensor([[7.0, 70.0], [8.0, 80.0], [9.0, 90.0], [6.0, 60.0]]))
+    Shape: (N, C, *) as each subclass accepts → same shape; m counts every value of one
+    channel (N, N·L or N·H·W).
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True, *, fused: bool = True):
         super().__init__()
         if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
-            raise ValueError(f"BatchNorm1d: num_features must be a positive integer, "
+            raise ValueError(f"{type(self).__name__}: num_features must be a positive integer, "
                              f"got {num_features!r}")
         if not eps > 0:
-            raise ValueError(f"BatchNorm1d: eps must be positive, got {eps!r}")
+            raise ValueError(f"{type(self).__name__}: eps must be positive, got {eps!r}")
         if momentum is not None and not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"BatchNorm1d: momentum must be in [0, 1] or None, got {momentum!r}")
+            raise ValueError(f"{type(self).__name__}: momentum must be in [0, 1] or None, got "
+                             f"{momentum!r}")
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats, self.fused = affine, track_running_stats, fused
         if affine:
@@ -103,12 +105,17 @@ class BatchNorm1d(Module):
     def beta(self, value: Parameter) -> None:
         self.bias = value
 
+    # The input layouts a subclass accepts: its number of dimensions, and how to name them.
+    _dims: tuple = ()
+    _layout: str = ""
+
     def forward(self, input: Tensor) -> Tensor:
-        if input.ndim not in (2, 3):
-            raise ValueError(f"BatchNorm1d expects a 2-D (N, C) or 3-D (N, C, L) input, got "
+        name = type(self).__name__
+        if input.ndim not in self._dims:
+            raise ValueError(f"{name} expects a {self._layout} input, got "
                              f"{input.ndim}-D input of shape {input.shape}")
         if input.shape[1] != self.num_features:
-            raise ValueError(f"BatchNorm1d({self.num_features}) got an input of shape "
+            raise ValueError(f"{name}({self.num_features}) got an input of shape "
                              f"{input.shape}: expected {self.num_features} features on axis 1")
         use_batch_stats = self.training or not self.track_running_stats
         momentum = 0.0 if self.momentum is None else self.momentum
@@ -124,3 +131,30 @@ class BatchNorm1d(Module):
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
                 f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of (N, C) features or (N, C, L) sequences (see `_BatchNorm`):
+    statistics per channel over N (or N·L) values.
+
+    Example:
+        >>> bn = BatchNorm1d(2)
+        >>> y = bn(Tensor([[7.0, 70.0], [8.0, 80.0], [9.0, 90.0], [6.0, 60.0]]))
+    """
+
+    _dims = (2, 3)
+    _layout = "2-D (N, C) or 3-D (N, C, L)"
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of (N, C, H, W) images (see `_BatchNorm`): statistics per channel
+    over the N·H·W values of that channel, so every pixel of a feature map shares one μ and σ²
+    (the convolutional form of the paper's §3.2).
+
+    Example:
+        >>> bn = BatchNorm2d(3)
+        >>> y = bn(Tensor.randn((8, 3, 5, 5)))
+    """
+
+    _dims = (4,)
+    _layout = "4-D (N, C, H, W)"

@@ -1,12 +1,13 @@
-"""`Sequential`: modules applied one after another, registered as "0", "1", ..."""
+"""Containers: `Sequential` (modules applied one after another, registered as "0", "1", …),
+`ModuleList` (a list whose modules are registered) and `ModuleDict` (the same, by name)."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 from .module import Module
 
-__all__ = ["Sequential"]
+__all__ = ["Sequential", "ModuleList", "ModuleDict"]
 
 
 class Sequential(Module):
@@ -29,6 +30,10 @@ class Sequential(Module):
             self.append(module)
 
     def _add(self, name: str, module: Module) -> None:
+        if not name or "." in name or hasattr(type(self), name):
+            # A dot would split the state_dict key; an attribute name would hide a method.
+            raise KeyError(f"Sequential: {name!r} cannot name a module (it must be non-empty, "
+                           "without '.', and not an attribute of Sequential)")
         if not isinstance(module, Module):
             raise TypeError(f"Sequential takes Modules, got {type(module).__name__}")
         setattr(self, name, module)
@@ -57,3 +62,86 @@ class Sequential(Module):
         except IndexError:
             raise IndexError(f"index {index} is out of range for a Sequential of "
                              f"{len(modules)} modules") from None
+
+
+class ModuleList(Module):
+    """A list of modules whose parameters the parent sees (a plain list would hide them).
+
+    Children are named "0", "1", … as in Sequential, but ModuleList has no forward: the
+    owner decides how to call its entries.
+    """
+
+    def __init__(self, modules: Iterable[Module] | None = None):
+        super().__init__()
+        for module in modules or ():
+            self.append(module)
+
+    def append(self, module: Module) -> ModuleList:
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList takes Modules, got {type(module).__name__}")
+        setattr(self, str(len(self._modules)), module)
+        return self
+
+    def extend(self, modules: Iterable[Module]) -> ModuleList:
+        for module in modules:
+            self.append(module)
+        return self
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def __getitem__(self, index: int | slice) -> Module | ModuleList:
+        modules = list(self._modules.values())
+        if isinstance(index, slice):
+            return ModuleList(modules[index])
+        try:
+            return modules[index]
+        except IndexError:
+            raise IndexError(f"index {index} is out of range for a ModuleList of "
+                             f"{len(modules)} modules") from None
+
+
+class ModuleDict(Module):
+    """A dict of modules, registered under their keys (state_dict keys read "key.weight")."""
+
+    def __init__(self, modules: Mapping[str, Module] | None = None):
+        super().__init__()
+        for key, module in (modules or {}).items():
+            self[key] = module
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        if not isinstance(key, str) or not key or "." in key:
+            raise KeyError(f"ModuleDict keys must be non-empty strings without '.', got {key!r}")
+        if hasattr(type(self), key):  # the module is also an attribute: it would hide a method
+            raise KeyError(f"ModuleDict key {key!r} clashes with a ModuleDict attribute")
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleDict takes Modules, got {type(module).__name__}")
+        setattr(self, key, module)
+
+    def __getitem__(self, key: str) -> Module:
+        try:
+            return self._modules[key]
+        except KeyError:
+            raise KeyError(f"ModuleDict has no module {key!r}; it has {list(self._modules)}") \
+                from None
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._modules
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._modules)
+
+    def keys(self) -> Iterable[str]:
+        return self._modules.keys()
+
+    def values(self) -> Iterable[Module]:
+        return self._modules.values()
+
+    def items(self) -> Iterable[tuple[str, Module]]:
+        return self._modules.items()

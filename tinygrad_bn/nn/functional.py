@@ -15,16 +15,20 @@ from typing import Any
 
 import numpy as np
 
+from .. import ops
 from ..function import Context, Function
 from ..ops import stable_log_softmax
 from ..random import generator
 from ..tensor import Tensor
+from .functional_conv import avg_pool2d, conv2d, max_pool2d
 
 __all__ = [
     "linear", "batch_norm", "relu", "sigmoid", "tanh", "dropout",
     "binary_cross_entropy_with_logits", "binary_cross_entropy", "mse_loss", "cross_entropy",
     "LinearFunction", "BatchNormFunction", "BCEWithLogitsFunction", "BCEFunction",
     "CrossEntropyFunction", "update_running_stats",
+    "conv2d", "max_pool2d", "avg_pool2d", "leaky_relu", "gelu", "softplus", "pad", "flatten",
+    "layer_norm", "group_norm",
 ]
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -102,7 +106,7 @@ class BatchNormFunction(Function):
         n = x.size // weight.size                                # values per channel
         # Σ/n rather than x.mean(): the same sums without numpy's Python-level mean wrapper,
         # which costs more than the arithmetic on small batches.
-        mean = x.sum(axis=axes, keepdims=True) / n               # μ, shape (1, C) or (1, C, 1)
+        mean = x.sum(axis=axes, keepdims=True) / n               # μ, shape (1, C, 1, …)
         x_hat = x - mean                                         # x − μ …
         var = (x_hat * x_hat).sum(axis=axes, keepdims=True) / n  # σ², biased
         if running_mean is not None and running_var is not None:
@@ -148,8 +152,9 @@ def update_running_stats(running_mean: np.ndarray, running_var: np.ndarray, mean
 
 
 def _channel_axes(x: Tensor) -> tuple:
-    """The axes batch norm averages over: the batch axis, and the length axis of (N, C, L)."""
-    return (0,) if x.ndim == 2 else (0, 2)
+    """The axes batch norm averages over: every axis but the channels (axis 1) — the batch axis,
+    and the length of (N, C, L) or the height and width of (N, C, H, W)."""
+    return (0,) + tuple(range(2, x.ndim))
 
 
 def _normalize_composed(x: Tensor, weight: Tensor | None, bias: Tensor | None,
@@ -166,7 +171,8 @@ def _normalize_composed(x: Tensor, weight: Tensor | None, bias: Tensor | None,
 def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
                weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
                momentum: float = 0.1, eps: float = 1e-5, *, fused: bool = True) -> Tensor:
-    """Normalise each channel of an (N, C) or (N, C, L) input, then scale by γ and shift by β.
+    """Normalise each channel of an (N, C, *) input — (N, C), (N, C, L), (N, C, H, W) … — over
+    all its other axes (N·L or N·H·W values per channel), then scale by γ and shift by β.
 
     Training (``training=True``): normalise with the batch mean and *biased* batch variance and,
     if running buffers are given, update them in place with the batch mean and the *unbiased*
@@ -177,12 +183,12 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     ``fused=False`` composes primitive ops (mean → centre → variance → normalise → ·γ → +β)
     so that the graph shows each step. Both give the same numbers.
     """
-    if input.ndim not in (2, 3):
-        raise ValueError(f"batch_norm expects a 2-D (N, C) or 3-D (N, C, L) input, got shape "
-                         f"{input.shape}")
+    if input.ndim < 2:
+        raise ValueError(f"batch_norm expects an (N, C, *) input of 2 or more dimensions, got "
+                         f"shape {input.shape}")
     axes = _channel_axes(input)
     channels = input.shape[1]
-    shape = (1, channels) if input.ndim == 2 else (1, channels, 1)
+    shape = (1, channels) + (1,) * (input.ndim - 2)   # γ, β, μ, σ² broadcast along axis 1
     if not training:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm in evaluation mode needs running_mean and running_var")
@@ -213,6 +219,60 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     return _normalize_composed(input, weight, bias, mean, var, eps, shape)
 
 
+# --- layer and group normalisation: composed from primitives (their gradients follow) ------
+
+def layer_norm(input: Tensor, normalized_shape: Any, weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Normalise each sample over its last ``len(normalized_shape)`` axes, then ·γ + β.
+
+        μ, σ² = mean and biased variance of one sample's trailing axes
+        y = (x − μ)/√(σ² + ε) · γ + β          (γ, β of shape ``normalized_shape``)
+
+    Unlike batch norm, nothing is averaged across the batch: one sample's output does not
+    depend on the others, and training and evaluation compute the same thing.
+    """
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if input.shape[input.ndim - len(shape):] != shape:
+        raise ValueError(f"layer_norm: input of shape {input.shape} does not end with "
+                         f"normalized_shape {shape}")
+    axes = tuple(range(input.ndim - len(shape), input.ndim))
+    mean = input.mean(axes, keepdims=True)
+    centred = input - mean
+    var = (centred * centred).mean(axes, keepdims=True)
+    out = centred / (var + eps).sqrt()
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
+
+
+def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Split the C channels of an (N, C, *) input into ``num_groups`` groups; normalise each
+    sample's group (its channels and all positions) by its own mean and biased variance, then
+    scale and shift each *channel* by γ_c, β_c.
+
+    num_groups = 1 is layer norm over (C, H, W) with per-channel γ; num_groups = C is
+    "instance norm". Like layer norm, it does not look across the batch.
+    """
+    if input.ndim < 2 or input.shape[1] % num_groups:
+        raise ValueError(f"group_norm: {num_groups} groups do not divide the channels of an "
+                         f"input of shape {input.shape}")
+    n, channels = input.shape[:2]
+    grouped = input.reshape(n, num_groups, -1)              # (N, G, C/G · positions)
+    mean = grouped.mean(2, keepdims=True)
+    centred = grouped - mean
+    var = (centred * centred).mean(2, keepdims=True)
+    out = (centred / (var + eps).sqrt()).reshape(input.shape)
+    channel_shape = (1, channels) + (1,) * (input.ndim - 2)
+    if weight is not None:
+        out = out * weight.reshape(channel_shape)
+    if bias is not None:
+        out = out + bias.reshape(channel_shape)
+    return out
+
+
 # --- activations and dropout --------------------------------------------------------------------
 
 def relu(input: Tensor) -> Tensor:
@@ -228,6 +288,43 @@ def sigmoid(input: Tensor) -> Tensor:
 def tanh(input: Tensor) -> Tensor:
     """tanh x, elementwise."""
     return input.tanh()
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """x for x > 0, else negative_slope·x, elementwise."""
+    return ops.LeakyReLU.apply(input, negative_slope=negative_slope)
+
+
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    """x·Φ(x), Φ the standard normal CDF; ``approximate="tanh"`` uses the tanh formula."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return ops.GELU.apply(input, approximate=approximate)
+
+
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """(1/β)·log(1 + e^(βx)), a smooth ReLU; linear (= x) where βx > threshold."""
+    return ops.Softplus.apply(input, beta=beta, threshold=threshold)
+
+
+def pad(input: Tensor, pad: tuple, mode: str = "constant", value: float = 0.0) -> Tensor:
+    """Pad with a constant. ``pad`` lists (before, after) pairs starting from the *last* axis,
+    as in PyTorch: ``pad(x, (1, 1, 2, 0))`` adds 1 column each side and 2 rows on top."""
+    if mode != "constant":
+        raise ValueError(f"pad: only mode='constant' is supported, got {mode!r}")
+    pad = tuple(pad)
+    if len(pad) % 2 or len(pad) // 2 > input.ndim:
+        raise ValueError(f"pad: {pad} must have an even length of at most 2·{input.ndim}")
+    if any(not isinstance(p, int) or p < 0 for p in pad):
+        raise ValueError(f"pad: widths must be non-negative ints, got {pad}")
+    pairs = [(pad[i], pad[i + 1]) for i in range(0, len(pad), 2)]
+    widths = [(0, 0)] * (input.ndim - len(pairs)) + pairs[::-1]
+    return ops.Pad.apply(input, widths=tuple(widths), value=value)
+
+
+def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """Merge the axes start_dim … end_dim into one (see `Tensor.flatten`)."""
+    return input.flatten(start_dim, end_dim)
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:

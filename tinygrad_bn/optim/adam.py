@@ -1,4 +1,5 @@
-"""`Adam`: adaptive moment estimation, with PyTorch's semantics (L2 decay, bias correction)."""
+"""`Adam` and `AdamW`: adaptive moment estimation, with PyTorch's semantics (L2 or decoupled
+weight decay, bias correction, AMSGrad)."""
 from __future__ import annotations
 
 import math
@@ -8,7 +9,7 @@ import numpy as np
 
 from .optimizer import Optimizer
 
-__all__ = ["Adam"]
+__all__ = ["Adam", "AdamW"]
 
 
 class Adam(Optimizer):
@@ -19,19 +20,25 @@ class Adam(Optimizer):
         g ← g + λ·p                           weight_decay λ (L2, added to the gradient)
         m ← β₁·m + (1 − β₁)·g                 first moment
         v ← β₂·v + (1 − β₂)·g²                second moment
+        v_max ← max(v_max, v)                 amsgrad only: v̂ below uses v_max
         m̂ = m / (1 − β₁ᵗ),  v̂ = v / (1 − β₂ᵗ)  bias correction (m and v start at 0)
         p ← p − η·m̂ / (√v̂ + ε)
 
+    With ``decoupled_weight_decay`` (AdamW) the decay is not added to g but applied to the
+    weights directly, p ← p·(1 − η·λ), before the update — so it is not rescaled by √v̂.
+
     Args:
         params: parameters or parameter-group dicts. lr: η. betas: (β₁, β₂). eps: ε.
-        weight_decay: λ.
+        weight_decay: λ. amsgrad: keep the running maximum of v (a never-growing step size).
     """
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3,
-                 betas: tuple = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0, *,
-                 maximize: bool = False):
+                 betas: tuple = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
+                 amsgrad: bool = False, *, maximize: bool = False,
+                 decoupled_weight_decay: bool = False):
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                        maximize=maximize)
+                        amsgrad=amsgrad, maximize=maximize,
+                        decoupled_weight_decay=decoupled_weight_decay)
         super().__init__(params, defaults)
 
     def _validate(self, group: dict) -> None:
@@ -42,26 +49,41 @@ class Adam(Optimizer):
             if not 0.0 <= beta < 1.0:
                 raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
 
-    def step(self) -> None:
-        """Update every parameter that has a gradient, in place."""
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = -p.grad if group["maximize"] else p.grad
-                if group["weight_decay"] != 0:
-                    g = g + group["weight_decay"] * p.data
-                state = self.state.get(p)
-                if state is None:
-                    state = self.state[p] = {"step": 0, "exp_avg": np.zeros_like(p.data),
-                                             "exp_avg_sq": np.zeros_like(p.data)}
-                state["step"] += 1
-                m, v, t = state["exp_avg"], state["exp_avg_sq"], state["step"]
-                m *= beta1
-                m += (1 - beta1) * g
-                v *= beta2
-                v += (1 - beta2) * g * g
-                step_size = group["lr"] / (1 - beta1 ** t)
-                denominator = np.sqrt(v) / math.sqrt(1 - beta2 ** t) + group["eps"]
-                p.data -= step_size * m / denominator
+    def _update(self, p: Any, grad: np.ndarray, group: dict) -> None:
+        beta1, beta2 = group["betas"]
+        lr, decay = group["lr"], group["weight_decay"]
+        g = -grad if group["maximize"] else grad
+        if decay != 0:
+            if group["decoupled_weight_decay"]:
+                p.data *= 1 - lr * decay
+            else:
+                g = g + decay * p.data
+        state = self.state.get(p)
+        if state is None:
+            state = self.state[p] = {"step": 0, "exp_avg": np.zeros_like(p.data),
+                                     "exp_avg_sq": np.zeros_like(p.data)}
+            if group["amsgrad"]:
+                state["max_exp_avg_sq"] = np.zeros_like(p.data)
+        state["step"] += 1
+        m, v, t = state["exp_avg"], state["exp_avg_sq"], state["step"]
+        m *= beta1
+        m += (1 - beta1) * g
+        v *= beta2
+        v += (1 - beta2) * g * g
+        if group["amsgrad"]:
+            np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+            v = state["max_exp_avg_sq"]
+        step_size = lr / (1 - beta1 ** t)
+        denominator = np.sqrt(v) / math.sqrt(1 - beta2 ** t) + group["eps"]
+        p.data -= step_size * m / denominator
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter): p ← p·(1 − η·λ), then Adam's
+    update without λ in the gradient. Default weight_decay 0.01, as in PyTorch."""
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3,
+                 betas: tuple = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2,
+                 amsgrad: bool = False, *, maximize: bool = False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
+                         decoupled_weight_decay=True)

@@ -1,4 +1,5 @@
-"""`Optimizer`: what every optimizer shares — parameter groups, validation, zero_grad.
+"""`Optimizer`: what every optimizer shares — parameter groups, validation, zero_grad,
+``step(closure)`` and the state dict.
 
 Parameters can be given as one iterable, or as a list of dicts ("param groups"), each with its
 own options, e.g. no weight decay on BatchNorm's γ and β:
@@ -8,7 +9,9 @@ own options, e.g. no weight decay on BatchNorm's γ and β:
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
+
+import numpy as np
 
 from ..tensor import Tensor
 
@@ -70,8 +73,83 @@ class Optimizer:
             for p in group["params"]:
                 p.grad = None
 
-    def step(self) -> None:
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Update every parameter that has a gradient, in place.
+
+        ``closure``, if given, is called first (it should zero the gradients, compute the
+        loss, call backward and return the loss); step returns its result, as in PyTorch.
+        """
+        loss = closure() if closure is not None else None
+        # The updates work on .data arrays, so no graph is built (no no_grad() needed).
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self._update(p, p.grad, group)
+        return loss
+
+    def _update(self, p: Tensor, grad: Any, group: dict) -> None:
+        """One parameter's update rule; each optimizer writes its own."""
         raise NotImplementedError
+
+    # --- saving and restoring (PyTorch's layout) -------------------------------------------
+
+    def state_dict(self) -> dict:
+        """``{"state": {index: {name: value}}, "param_groups": [{option: value, "params":
+        [index, …]}]}`` — PyTorch's structure: parameters are numbered in group order, so the
+        dict holds no tensors of the model, only this optimizer's own state (copied)."""
+        index = {}
+        groups = []
+        for group in self.param_groups:
+            numbers = []
+            for p in group["params"]:
+                index[id(p)] = len(index)
+                numbers.append(index[id(p)])
+            groups.append({**{k: v for k, v in group.items() if k != "params"},
+                           "params": numbers})
+        state = {}
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p in self.state:
+                    state[index[id(p)]] = {k: np.copy(v) if isinstance(v, np.ndarray) else v
+                                           for k, v in self.state[p].items()}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore options and per-parameter state saved by `state_dict` from an optimizer
+        over parameters of the same shapes, in the same groups."""
+        groups = state_dict.get("param_groups")
+        if not isinstance(groups, list) or "state" not in state_dict:
+            raise ValueError("optimizer state_dict needs 'state' and 'param_groups' entries")
+        if len(groups) != len(self.param_groups):
+            raise ValueError(f"loaded state dict has {len(groups)} parameter groups, this "
+                             f"optimizer has {len(self.param_groups)}")
+        params = []
+        for k, (saved, group) in enumerate(zip(groups, self.param_groups)):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(f"parameter group {k}: loaded state dict has "
+                                 f"{len(saved['params'])} parameters, this optimizer has "
+                                 f"{len(group['params'])}")
+            params += list(zip(saved["params"], group["params"]))
+        new_state = {}
+        saved_state = state_dict["state"]
+        for number, p in params:
+            entry = saved_state.get(number, saved_state.get(str(number)))
+            if entry is None:
+                continue
+            new_state[p] = {}
+            for name, value in entry.items():
+                array = np.asarray(value)
+                if array.ndim and array.shape != p.shape:
+                    raise ValueError(f"state {name!r} of parameter {number} has shape "
+                                     f"{array.shape}, the parameter has shape {p.shape}")
+                # Buffers take the parameter's dtype (a float64 model after a float32 save);
+                # the step count stays a plain number.
+                new_state[p][name] = array.astype(p.dtype) if array.ndim else array.item()
+        for saved, group in zip(groups, self.param_groups):
+            options = {k: v for k, v in saved.items() if k != "params"}
+            options = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+            group.update(options)
+        self.state = new_state
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
