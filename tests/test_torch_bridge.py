@@ -132,3 +132,43 @@ def test_a_cli_checkpoint_loads_straight_into_the_torch_twin(trained, tmp_path):
     probability = twin(torch.from_numpy(dataset.X.astype(np.float32))).detach().numpy()[:, 0]
     expected = predict_proba(result.model, result.standardizer.transform(dataset.X))
     np.testing.assert_allclose(probability, expected, rtol=0, atol=1e-6)
+
+
+def cnn() -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.LeakyReLU(0.1), nn.MaxPool2d(2),
+        nn.Conv2d(4, 3, (2, 3), stride=(1, 2), bias=False), nn.GroupNorm(3, 3), nn.GELU(),
+        nn.AvgPool2d(2, stride=1, padding=1, count_include_pad=False), nn.Flatten(),
+        nn.LayerNorm(24), nn.Linear(24, 2), nn.Softplus(beta=2.0),
+        nn.BatchNorm1d(2, affine=False), nn.GELU(approximate="tanh"))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_convolutional_family_round_trips_and_computes_the_same(dtype):
+    manual_seed(0)
+    model = cnn().to(dtype)
+    x = np.random.default_rng(4).normal(size=(4, 2, 8, 8)).astype(dtype)
+    model(Tensor(x))  # a training step moves both BatchNorms' statistics
+    model.eval()
+    twin = to_torch(model)
+    assert_same_state(model.state_dict(), torch_state(twin))
+    assert_same_state(model.state_dict(), from_torch(twin).state_dict())
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(twin(torch.from_numpy(x)).detach().numpy(),
+                               model(Tensor(x)).data, rtol=tolerance, atol=tolerance)
+    namespace: dict = {}
+    exec(definition(model), namespace)
+    namespace["model"].load_state_dict(twin.state_dict())
+
+
+@pytest.mark.parametrize("layer, message", [
+    (lambda: torch.nn.Conv2d(1, 1, 3, padding="same"), "only zero padding"),
+    (lambda: torch.nn.Conv2d(1, 1, 3, padding_mode="reflect"), "only zero padding"),
+    (lambda: torch.nn.MaxPool2d(2, return_indices=True), "return_indices"),
+    (lambda: torch.nn.AvgPool2d(2, divisor_override=3), "divisor_override"),
+    (lambda: torch.nn.LayerNorm(3, bias=False), "bias=False"),
+    (lambda: torch.nn.BatchNorm1d(3, bias=False), "bias=False"),
+])
+def test_torch_settings_we_lack_are_refused_by_name(layer, message):
+    with pytest.raises(TypeError, match=rf"from_torch: \w+ at '1': .*{message}"):
+        from_torch(torch.nn.Sequential(torch.nn.Identity(), layer()))

@@ -15,8 +15,15 @@ The exported graph is the model in **evaluation mode** — what ``model.eval()``
   export does the same: two ``ReduceMean`` nodes compute the batch mean and biased variance
   and feed them to the ``BatchNormalization`` node (so, as in PyTorch, each output row then
   depends on the other rows of the batch);
-* ReLU, Sigmoid, Tanh → the ONNX op of the same name; Dropout and Identity → ``Identity``;
-* Standardize → ``Sub`` then ``Div``; Sequential → its children in order.
+* BatchNorm2d → the same ``BatchNormalization``, over (N, C, H, W);
+* Conv2d → ``Conv``; MaxPool2d → ``MaxPool``; AvgPool2d → ``AveragePool``; Flatten →
+  ``Flatten`` (``Reshape`` for other axes); LayerNorm → ``LayerNormalization`` (opset 17+);
+  GroupNorm → its formula over (N, G, rest) with ``ReduceMean``, then the per-channel γ and β;
+* ReLU, Sigmoid, Tanh, LeakyReLU, Softplus → the ONNX op of the same name (Softplus with β ≠ 1
+  rescaled around it); GELU → ``Gelu`` from opset 20, before that its formula with ``Erf`` (or
+  ``Tanh`` for ``approximate="tanh"``); Dropout and Identity → ``Identity``;
+* Standardize → ``Sub`` then ``Div``; Sequential → its children in order. (ModuleList and
+  ModuleDict have no forward of their own, so they are refused like any unknown layer.)
 
 Initializers are named by ``state_dict`` key and nodes by module path, so Netron's labels
 match ``model.state_dict()``.
@@ -34,6 +41,7 @@ import numpy as np
 from . import __version__, nn
 from .checkpoint import atomic_write
 from .function import no_grad
+from .nn.functional_conv import pair
 from .optional import require
 from .tensor import Tensor
 
@@ -155,12 +163,138 @@ def _sequential(graph: _Graph, module: nn.Sequential, name: str, x: str,
     return x
 
 
+def _conv2d(graph: _Graph, module: nn.Conv2d, name: str, x: str, example: Tensor) -> str:
+    weight = graph.constant(f"{name}.weight", module.weight.data)
+    bias = [graph.constant(f"{name}.bias", module.bias.data)] if module.bias is not None else []
+    (ph, pw) = module.padding
+    return graph.node("Conv", [x, weight] + bias, name, kernel_shape=list(module.kernel_size),
+                      strides=list(module.stride), pads=[ph, pw, ph, pw],
+                      dilations=list(module.dilation), group=module.groups)
+
+
+def _pool_attributes(module: nn.Module) -> dict:
+    kernel = pair(module.kernel_size, "kernel_size")
+    stride = kernel if module.stride is None else pair(module.stride, "stride")
+    (ph, pw) = pair(module.padding, "padding", minimum=0)
+    return {"kernel_shape": list(kernel), "strides": list(stride), "pads": [ph, pw, ph, pw],
+            "ceil_mode": int(module.ceil_mode)}
+
+
+def _max_pool2d(graph: _Graph, module: nn.MaxPool2d, name: str, x: str,
+                example: Tensor) -> str:
+    # ONNX, like PyTorch, treats padding as −∞ here: it never wins a maximum.
+    return graph.node("MaxPool", [x], name, dilations=list(pair(module.dilation, "dilation")),
+                      **_pool_attributes(module))
+
+
+def _avg_pool2d(graph: _Graph, module: nn.AvgPool2d, name: str, x: str,
+                example: Tensor) -> str:
+    return graph.node("AveragePool", [x], name, count_include_pad=int(module.count_include_pad),
+                      **_pool_attributes(module))
+
+
+def _flatten(graph: _Graph, module: nn.Flatten, name: str, x: str, example: Tensor) -> str:
+    start, end = module.start_dim % example.ndim, module.end_dim % example.ndim
+    if start == 1 and end == example.ndim - 1:  # ONNX's own Flatten: (N, everything else)
+        return graph.node("Flatten", [x], name, axis=1)
+    # Otherwise a Reshape: 0 keeps an axis as it is (the batch stays free), −1 is the merged one.
+    shape = ([0] * start + [-1] + list(example.shape[end + 1:]))
+    target = graph.constant(f"{name}.shape", np.array(shape, dtype=np.int64))
+    return graph.node("Reshape", [x, target], name)
+
+
+def _layer_norm(graph: _Graph, module: nn.LayerNorm, name: str, x: str,
+                example: Tensor) -> str:
+    if graph.opset < 17:
+        raise ValueError(f"LayerNorm at {name!r} needs opset 17 or later (LayerNormalization), "
+                         f"got opset {graph.opset}")
+    shape = module.normalized_shape
+    if module.elementwise_affine:
+        scale = graph.constant(f"{name}.weight", module.weight.data)
+        shift = [graph.constant(f"{name}.bias", module.bias.data)]
+    else:
+        scale, shift = graph.constant(f"{name}.weight(ones)", np.ones(shape)), []
+    return graph.node("LayerNormalization", [x, scale] + shift, name, axis=-len(shape),
+                      epsilon=float(module.eps))
+
+
+def _group_norm(graph: _Graph, module: nn.GroupNorm, name: str, x: str,
+                example: Tensor) -> str:
+    # View (N, C, *) as (N, G, rest), normalise each (sample, group) with its own μ and biased
+    # σ², view back, then scale and shift per channel. (ONNX's GroupNormalization changed
+    # meaning between opsets 18 and 21, and onnxruntime's InstanceNormalization has no float64.)
+    groups, channels = module.num_groups, module.num_channels
+    grouped_shape = graph.constant(f"{name}.grouped_shape", np.array([0, groups, -1], np.int64))
+    grouped = graph.node("Reshape", [x, grouped_shape], f"{name}.grouped")
+    mean = graph.reduce_mean(grouped, [2], f"{name}.μ")
+    centred = graph.node("Sub", [grouped, mean], f"{name}.centred")
+    squared = graph.node("Mul", [centred, centred], f"{name}.centred²")
+    var = graph.reduce_mean(squared, [2], f"{name}.σ²")
+    eps = graph.constant(f"{name}.eps", np.array(module.eps))
+    std = graph.node("Sqrt", [graph.node("Add", [var, eps], f"{name}.σ²+ε")], f"{name}.σ")
+    normalised = graph.node("Div", [centred, std], f"{name}.normalised")
+    input_shape = graph.node("Shape", [x], f"{name}.input_shape")
+    y = graph.node("Reshape", [normalised, input_shape], f"{name}.ungrouped")
+    if not module.affine:
+        return graph.node("Identity", [y], name)
+    per_channel = (channels,) + (1,) * (example.ndim - 2)  # broadcasts over the positions
+    gamma = graph.constant(f"{name}.weight", module.weight.data.reshape(per_channel))
+    beta = graph.constant(f"{name}.bias", module.bias.data.reshape(per_channel))
+    scaled = graph.node("Mul", [y, gamma], f"{name}.scaled")
+    return graph.node("Add", [scaled, beta], name)
+
+
+def _leaky_relu(graph: _Graph, module: nn.LeakyReLU, name: str, x: str,
+                example: Tensor) -> str:
+    return graph.node("LeakyRelu", [x], name, alpha=float(module.negative_slope))
+
+
+def _gelu(graph: _Graph, module: nn.GELU, name: str, x: str, example: Tensor) -> str:
+    if graph.opset >= 20:  # ONNX has had a Gelu op since opset 20
+        return graph.node("Gelu", [x], name, approximate=module.approximate)
+    half = graph.constant(f"{name}.half", np.array(0.5))
+    one = graph.constant(f"{name}.one", np.array(1.0))
+    if module.approximate == "tanh":  # ½x(1 + tanh(√(2/π)(x + 0.044715x³)))
+        cube = graph.node("Mul", [x, graph.node("Mul", [x, x], f"{name}.x²")], f"{name}.x³")
+        k = graph.constant(f"{name}.0.044715", np.array(0.044715))
+        inner = graph.node("Add", [x, graph.node("Mul", [cube, k], f"{name}.kx³")],
+                           f"{name}.inner")
+        root = graph.constant(f"{name}.√(2/π)", np.array(np.sqrt(2 / np.pi)))
+        s = graph.node("Tanh", [graph.node("Mul", [inner, root], f"{name}.scaled")],
+                       f"{name}.tanh")
+    else:  # ½x(1 + erf(x/√2))
+        root2 = graph.constant(f"{name}.√2", np.array(np.sqrt(2.0)))
+        s = graph.node("Erf", [graph.node("Div", [x, root2], f"{name}.x/√2")], f"{name}.erf")
+    half_x = graph.node("Mul", [x, half], f"{name}.½x")
+    return graph.node("Mul", [half_x, graph.node("Add", [s, one], f"{name}.1+")], name)
+
+
+def _softplus(graph: _Graph, module: nn.Softplus, name: str, x: str, example: Tensor) -> str:
+    # ONNX's Softplus is log(1 + eˣ): β rescales around it. PyTorch's switch to y = x above
+    # the threshold changes the value by less than e^(−threshold) relative, not represented.
+    if module.beta == 1:
+        return graph.node("Softplus", [x], name)
+    beta = graph.constant(f"{name}.beta", np.array(module.beta))
+    scaled = graph.node("Mul", [x, beta], f"{name}.βx")
+    return graph.node("Div", [graph.node("Softplus", [scaled], f"{name}.softplus"), beta], name)
+
+
 # The one table: module class → converter. Exact classes only, so a subclass with its own
 # forward is refused rather than exported as something it is not.
 CONVERTERS: dict = {
     nn.Linear: _linear,
     nn.BatchNorm1d: _batch_norm,
+    nn.BatchNorm2d: _batch_norm,
+    nn.Conv2d: _conv2d,
+    nn.MaxPool2d: _max_pool2d,
+    nn.AvgPool2d: _avg_pool2d,
+    nn.Flatten: _flatten,
+    nn.LayerNorm: _layer_norm,
+    nn.GroupNorm: _group_norm,
     nn.ReLU: _elementwise("Relu"),
+    nn.LeakyReLU: _leaky_relu,
+    nn.GELU: _gelu,
+    nn.Softplus: _softplus,
     nn.Sigmoid: _elementwise("Sigmoid"),
     nn.Tanh: _elementwise("Tanh"),
     nn.Dropout: _elementwise("Identity"),   # evaluation mode: Dropout passes its input through
@@ -241,7 +375,9 @@ def export(model: nn.Module, example_input: Any, path: str | os.PathLike | None 
     batch = "batch" if dynamic_batch else data.shape[0]
     elem_type = getattr(onnx.TensorProto, _ONNX_TYPES[data.dtype])
     inputs = [helper.make_tensor_value_info(input_name, elem_type, [batch, *data.shape[1:]])]
-    out_shape = [batch, *output.shape[1:]]
+    # The output's first axis is the batch axis unless a layer merged it (Flatten(0, …)).
+    first = batch if output.shape[0] == data.shape[0] else None
+    out_shape = [first, *output.shape[1:]]
     outputs = [helper.make_tensor_value_info(output_name, elem_type, out_shape)]
     onnx_graph = helper.make_graph(graph.nodes, type(model).__name__, inputs, outputs,
                                    graph.initializers)

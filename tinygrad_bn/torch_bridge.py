@@ -32,8 +32,44 @@ def _linear_args(m: Any) -> dict:
 
 
 def _batch_norm_args(m: Any) -> dict:
+    if m.affine and m.bias is None:  # torch ≥ 2.13 can drop β alone; ours cannot
+        raise ValueError("affine=True with bias=False has no equivalent")
     return {"num_features": m.num_features, "eps": m.eps, "momentum": m.momentum,
             "affine": m.affine, "track_running_stats": m.track_running_stats}
+
+
+def _conv2d_args(m: Any) -> dict:
+    if getattr(m, "padding_mode", "zeros") != "zeros" or isinstance(m.padding, str):
+        raise ValueError("only zero padding given as sizes is supported")
+    return {"in_channels": m.in_channels, "out_channels": m.out_channels,
+            "kernel_size": m.kernel_size, "stride": m.stride, "padding": m.padding,
+            "dilation": m.dilation, "groups": m.groups, "bias": m.bias is not None}
+
+
+def _max_pool2d_args(m: Any) -> dict:
+    if getattr(m, "return_indices", False):
+        raise ValueError("return_indices=True is not supported")
+    return {"kernel_size": m.kernel_size, "stride": m.stride, "padding": m.padding,
+            "dilation": m.dilation, "ceil_mode": m.ceil_mode}
+
+
+def _avg_pool2d_args(m: Any) -> dict:
+    if getattr(m, "divisor_override", None) is not None:
+        raise ValueError("divisor_override is not supported")
+    return {"kernel_size": m.kernel_size, "stride": m.stride, "padding": m.padding,
+            "ceil_mode": m.ceil_mode, "count_include_pad": m.count_include_pad}
+
+
+def _layer_norm_args(m: Any) -> dict:
+    if m.elementwise_affine and m.bias is None:
+        raise ValueError("elementwise_affine=True with bias=False has no equivalent")
+    return {"normalized_shape": tuple(m.normalized_shape), "eps": m.eps,
+            "elementwise_affine": m.elementwise_affine}
+
+
+def _group_norm_args(m: Any) -> dict:
+    return {"num_groups": m.num_groups, "num_channels": m.num_channels, "eps": m.eps,
+            "affine": m.affine}
 
 
 def _no_args(m: Any) -> dict:
@@ -42,11 +78,22 @@ def _no_args(m: Any) -> dict:
 
 # The one table: (our class, the torch class's name in torch.nn, constructor arguments). The
 # argument function reads attributes that both libraries' layers have under the same names,
-# so it serves both directions. Containers (Sequential) are handled by the walkers below.
+# so it serves both directions; it raises ValueError for a setting the other side lacks.
+# Containers (Sequential) are handled by the walkers below.
 LAYERS: tuple = (
     (nn.Linear, "Linear", _linear_args),
     (nn.BatchNorm1d, "BatchNorm1d", _batch_norm_args),
+    (nn.BatchNorm2d, "BatchNorm2d", _batch_norm_args),
+    (nn.Conv2d, "Conv2d", _conv2d_args),
+    (nn.MaxPool2d, "MaxPool2d", _max_pool2d_args),
+    (nn.AvgPool2d, "AvgPool2d", _avg_pool2d_args),
+    (nn.Flatten, "Flatten", lambda m: {"start_dim": m.start_dim, "end_dim": m.end_dim}),
+    (nn.LayerNorm, "LayerNorm", _layer_norm_args),
+    (nn.GroupNorm, "GroupNorm", _group_norm_args),
     (nn.ReLU, "ReLU", _no_args),
+    (nn.LeakyReLU, "LeakyReLU", lambda m: {"negative_slope": m.negative_slope}),
+    (nn.GELU, "GELU", lambda m: {"approximate": m.approximate}),
+    (nn.Softplus, "Softplus", lambda m: {"beta": m.beta, "threshold": m.threshold}),
     (nn.Sigmoid, "Sigmoid", _no_args),
     (nn.Tanh, "Tanh", _no_args),
     (nn.Dropout, "Dropout", lambda m: {"p": m.p}),
@@ -108,7 +155,11 @@ def _convert(module: Any, path: str, row_of: Callable, build: Callable, sequenti
     row = row_of(module)
     if row is None:
         raise _refuse(direction, module, path, known)
-    return build(row, module)
+    try:
+        return build(row, module)
+    except ValueError as error:  # a setting the other library lacks
+        where = f" at {path!r}" if path else ""
+        raise TypeError(f"{direction}: {type(module).__name__}{where}: {error}") from None
 
 
 def to_torch(model: nn.Module) -> Any:
