@@ -93,6 +93,13 @@ def test_bad_arguments_exit_with_their_code_and_write_nothing(saved, tmp_path, a
     assert list(tmp_path.iterdir()) == []
 
 
+def test_the_model_file_is_never_overwritten(saved):
+    before = saved.read_bytes()
+    result = run("export", str(saved), str(saved), "--format", "onnx")
+    assert result.exit_code == 2 and "is the model file itself" in result.output
+    assert saved.read_bytes() == before
+
+
 def test_a_missing_or_damaged_model_file_exits_1(tmp_path):
     pytest.importorskip("onnx")
     result = run("export", str(tmp_path / "nope.npz"), str(tmp_path / "m.onnx"))

@@ -54,7 +54,6 @@ class _Graph:
     """The nodes and initializers of the graph being built, and the converter dispatch."""
 
     def __init__(self, dtype: np.dtype, opset: int):
-        self.onnx = require("onnx", "onnx")
         self.helper = importlib.import_module("onnx.helper")
         self.numpy_helper = importlib.import_module("onnx.numpy_helper")
         self.dtype, self.opset = dtype, opset
@@ -367,10 +366,10 @@ def export(model: nn.Module, example_input: Any, path: str | os.PathLike | None 
     finally:
         for module, training in was_training:
             module.training = training
-    if last == input_name:  # e.g. an empty Sequential: the output is the input
-        graph.node("Identity", [input_name], output_name)
-    else:  # the last node's output becomes the graph's output
+    if graph.nodes and graph.nodes[-1].output[0] == last:  # it becomes the graph's output
         graph.nodes[-1].output[0] = output_name
+    else:  # e.g. an empty Sequential: the output is the input
+        graph.node("Identity", [last], output_name)
 
     batch = "batch" if dynamic_batch else data.shape[0]
     elem_type = getattr(onnx.TensorProto, _ONNX_TYPES[data.dtype])

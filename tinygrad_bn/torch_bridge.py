@@ -14,6 +14,7 @@ Read next: onnx.py, the other way out.
 """
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from typing import Any, Callable
 
@@ -117,18 +118,14 @@ class Standardize(nn.Module):
         return (x - self.mean) / self.std
 '''
 
-_standardize_class: list = []  # filled on first use (torch is imported lazily)
-
-
+@functools.cache  # one class per process, so `type(m) is ...` recognises its instances
 def torch_standardize_class() -> type:
-    """The ``torch.nn.Module`` class defined by `STANDARDIZE_SOURCE` (one class per process)."""
-    if not _standardize_class:
-        torch = require("torch", "torch")
-        namespace = {"torch": torch, "nn": torch.nn}
-        exec(STANDARDIZE_SOURCE, namespace)
-        namespace["Standardize"].__module__ = __name__
-        _standardize_class.append(namespace["Standardize"])
-    return _standardize_class[0]
+    """The ``torch.nn.Module`` class defined by `STANDARDIZE_SOURCE`."""
+    torch = require("torch", "torch")
+    namespace = {"torch": torch, "nn": torch.nn}
+    exec(STANDARDIZE_SOURCE, namespace)
+    namespace["Standardize"].__module__ = __name__
+    return namespace["Standardize"]
 
 
 def _torch_class(name: str) -> type:
@@ -226,7 +223,7 @@ def _call(name: str, args: dict) -> str:
 
 def _source(module: Any, indent: str) -> str:
     """Python source building ``module`` (a torch module made by `to_torch`)."""
-    if type(module).__name__ == "Sequential":
+    if type(module) is require("torch", "torch").nn.Sequential:
         children = list(module.named_children())
         inner = indent + "    "
         if [name for name, _ in children] == [str(i) for i in range(len(children))]:
@@ -245,7 +242,8 @@ def definition(model: nn.Module | Any, name: str = "model") -> str:
     """Python source that builds the ``torch.nn`` twin of ``model`` as the variable ``name``
     (imports included; the `Standardize` class too when the model uses it).
 
-    Paste it, then ``model.load_state_dict(torch.load("model.pt"))`` loads the weights.
+    Paste it, then ``model.load_state_dict(torch.load("model.pt", weights_only=True))``
+    loads the weights that ``torch.save(to_torch(model).state_dict(), "model.pt")`` wrote.
     """
     torch = require("torch", "torch")
     twin = model if isinstance(model, torch.nn.Module) else to_torch(model)

@@ -1,6 +1,7 @@
 """``tinygrad-bn export``: a saved placement model out to ONNX or PyTorch, standardiser included."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -73,6 +74,9 @@ def export_command(model_path: str, out_path: str, chosen: str | None, opset: in
         tinygrad-bn export model.npz model.pt > load_model.py
     """
     fmt = _format_of(out_path, chosen)
+    if Path(out_path).exists() and Path(model_path).exists() \
+            and os.path.samefile(out_path, model_path):
+        raise click.UsageError(f"{out_path} is the model file itself: choose another OUT")
     check_writable(out_path)
     package, extra = PACKAGES[fmt]
     try:
@@ -88,7 +92,10 @@ def export_command(model_path: str, out_path: str, chosen: str | None, opset: in
         raise FileProblem(str(error)) from None
     names = tuple(metadata["features"])
     pipeline = inference_pipeline(model, scaler)
-    if fmt == "onnx":
-        _export_onnx(pipeline, names, out_path, opset)
-    else:
-        _export_torch(pipeline, names, out_path)
+    try:
+        if fmt == "onnx":
+            _export_onnx(pipeline, names, out_path, opset)
+        else:
+            _export_torch(pipeline, names, out_path)
+    except OSError as error:  # e.g. a full disk; the temporary file is already removed
+        raise FileProblem(f"cannot write {out_path}: {error}") from None
