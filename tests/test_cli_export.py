@@ -14,6 +14,8 @@ from tinygrad_bn.cli import main
 from tinygrad_bn.data import bundled_placement_path, load_csv
 from tinygrad_bn.placement import load_model, predict_proba
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def run(*args: str):
     return CliRunner().invoke(main, list(args))
@@ -67,6 +69,11 @@ def test_torch_export_loads_into_the_printed_definition_and_predicts_the_same(sa
         got = model(torch.from_numpy(X)).numpy()[:, 0]
     np.testing.assert_allclose(got, expected_probabilities(saved, X), rtol=0, atol=1e-6)
     assert "model.load_state_dict(torch.load('model.pt', weights_only=True))" in result.stdout
+    # docs/interop.md shows this output for the same architecture: it must not drift.
+    shown = (ROOT / "docs" / "interop.md").read_text(encoding="utf-8")
+    printed = "\n".join(line for line in result.stdout.splitlines()
+                        if not line.startswith("# "))
+    assert "```python no-run\n" + printed.strip() + "\n```" in shown
 
 
 def test_the_format_comes_from_the_suffix_and_format_overrides_it(saved, tmp_path):

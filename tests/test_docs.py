@@ -21,7 +21,7 @@ from tinygrad_bn.experiments import EXPERIMENTS
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-GUIDES = ("index.md", "batchnorm.md", "autodiff.md")  # the pages this test also checks deeply
+GUIDES = ("index.md", "batchnorm.md", "autodiff.md", "interop.md")  # the pages this test also checks deeply
 FENCE = re.compile(r"^(`{3,})\s*([^`]*)$")
 
 
