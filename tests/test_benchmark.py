@@ -76,6 +76,8 @@ def test_quick_run_checks_agreement_and_reports_every_target():
     for target in benchmark.TARGETS.values():
         if target is benchmark.TARGETS["scalar"] and "micrograd not installed" in report:
             continue
+        if target is benchmark.TARGETS["convnet"] and "torch not installed" in report:
+            continue
         line = next((line for line in targets.splitlines() if line.startswith(target.text)),
                     None)
         assert line is not None, f"the report has no line for {target.text!r}:\n{report}"
@@ -86,3 +88,16 @@ def test_bench_command_is_registered():
     result = CliRunner().invoke(cli, ["bench", "--help"])
     assert result.exit_code == 0
     assert "--full" in result.output and "--threads" in result.output
+
+
+def test_convnet_engines_agree_after_one_step():
+    from tinygrad_bn import benchmark_convnet
+
+    try:
+        import torch  # noqa: F401
+        with_torch = True
+    except ImportError:
+        with_torch = False
+    engines = benchmark_convnet.build_convnet_engines(with_torch)
+    assert benchmark_convnet.check_convnet_agreement(engines) < 1e-4
+    assert len(engines) == (2 if with_torch else 1)

@@ -150,6 +150,7 @@ def test_norm_layers_and_activations_match_torch():
 
 def test_conv2d_initialisation_has_torchs_bounds():
     tg.manual_seed(0)
+    torch.manual_seed(0)
     ours = nn.Conv2d(3, 64, 5)
     theirs = torch.nn.Conv2d(3, 64, 5)
     for name in ("weight", "bias"):

@@ -66,7 +66,8 @@ try:
 except ImportError:  # pragma: no cover - Windows
     resource = None
 
-__all__ = ["Config", "CONFIGS", "TARGETS", "NumpyMLP", "TinygradMLP", "TorchMLP", "build_engines",
+__all__ = ["Config", "CONFIGS", "TARGETS", "NumpyMLP", "TinygradMLP", "DirectForwardMLP",
+           "TorchMLP", "build_engines",
            "check_agreement", "initial_state", "make_batch", "moons", "scalar_step",
            "time_interleaved", "main"]
 
@@ -116,6 +117,9 @@ TARGETS = {
     "scalar": Target("scalar step (gc on): micrograd / tinygrad_bn.Value", 10.0, at_most=False),
     "rss": Target("resident memory: after 10 000 / after 1 000 placement steps", 1.05),
     "peak": Target("peak memory of one large step: tinygrad_bn / numpy", 1.5),
+    "convnet": Target("convnet step (batch 64, 1×28×28): tinygrad_bn / torch", 1.0),
+    "hooks": Target("placement step, no hook registered: Module.__call__ / forward() called "
+                    "directly", 1.05),
 }
 
 
@@ -280,6 +284,23 @@ class TinygradMLP(_EagerMLP):
 
     def state_dict(self) -> dict:
         return self.model.state_dict()
+
+
+class DirectForwardMLP(TinygradMLP):
+    """The tinygrad_bn step with every ``Module.__call__`` skipped: each layer's ``forward`` is
+    called directly, so no hook check runs — the step as it would cost without hooks at all."""
+
+    name = "forward() directly"
+
+    def step(self) -> float:
+        x = self.x
+        for layer in self.model:
+            x = layer.forward(x)
+        loss = self.loss_fn.forward(x, self.target)
+        loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        return loss.item()
 
 
 class TorchMLP(_EagerMLP):
@@ -637,6 +658,39 @@ def _step_section(report: Report, plan: Plan, clock: Callable[[], float],
                        f"tinygrad_bn {peak[0] / 2**20:.1f} MiB, numpy {peak[1] / 2**20:.1f} MiB")
 
 
+def _convnet_section(report: Report, plan: Plan, clock: Callable[[], float]) -> None:
+    """The CNN step (benchmark_convnet.py) against PyTorch eager; needs torch."""
+    from .benchmark_convnet import build_convnet_engines, check_convnet_agreement
+
+    _log("benchmark: convnet …")
+    engines = build_convnet_engines(with_torch=True)
+    worst = check_convnet_agreement(engines)
+    timings = time_interleaved(engines, plan, clock)
+    ratio = timings["tinygrad_bn"].median / timings["torch"].median
+    report.results.append((TARGETS["convnet"], ratio))
+    report.add("", "Convnet training step (Conv→BN2d→ReLU→MaxPool ×2, Linear; batch 64 of "
+                   f"1×28×28; float32; parameters agree after one step to {worst:.1e}):",
+               _table([["convnet", _timing_cell(timings["tinygrad_bn"]),
+                        _timing_cell(timings["torch"]), f"{ratio:.2f}×"]],
+                      ["config", "tinygrad_bn", "torch", "tinygrad_bn / torch"]))
+
+
+def _hooks_section(report: Report, plan: Plan, clock: Callable[[], float]) -> None:
+    """What the hook machinery costs a placement step when no hook is registered."""
+    _log("benchmark: placement step with and without Module.__call__ …")
+    config = CONFIGS[0]
+    state, (x, target) = initial_state(config), make_batch(config)
+    engines = [TinygradMLP(config, state, x, target), DirectForwardMLP(config, state, x, target)]
+    check_agreement(engines + [NumpyMLP(config, state, x, target)])
+    timings = time_interleaved(engines, plan, clock)
+    ratio = timings["tinygrad_bn"].median / timings["forward() directly"].median
+    report.results.append((TARGETS["hooks"], ratio))
+    report.add("", "Hooks cost nothing unregistered: the placement step through Module.__call__ "
+                   "(which checks for hooks) against the same layers' forward() called directly:",
+               _table([[name, _timing_cell(timings[name])] for name in timings],
+                      ["placement step", "time"]))
+
+
 def _scalar_section(report: Report, plan: Plan, clock_name: str) -> None:
     _log("benchmark: scalar engines (micrograd's moons demo) …")
     scalar = _measure_scalar(plan, clock_name)
@@ -685,6 +739,9 @@ def run(plan: Plan, threads: int, clock_name: str, malloc: str) -> Report:
     if not with_torch:
         report.add("PyTorch is not installed: its column is empty.", "")
     _step_section(report, plan, clock, with_torch)
+    _hooks_section(report, plan, clock)
+    if with_torch:
+        _convnet_section(report, plan, clock)
     _scalar_section(report, plan, clock_name)
     _memory_section(report, plan)
     report.add("", f"({'quick' if plan is QUICK else 'full'} run, "

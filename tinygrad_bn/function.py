@@ -18,6 +18,7 @@ Read next: ops.py (the primitive ops), then tensor.py (the Tensor they build).
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import Any, Iterator
 
 import numpy as np
@@ -25,30 +26,36 @@ import numpy as np
 __all__ = ["Context", "Function", "no_grad", "is_grad_enabled"]
 
 
-class _GradMode:
-    # A plain object rather than a bare global so that no_grad can flip it without `global`.
+class _GradMode(threading.local):
+    # Per thread, as in PyTorch: a no_grad in one thread must not stop graph building in
+    # another. Each thread starts from the class attribute, True; setting it is thread-local.
     enabled = True
 
 
+_grad_mode = _GradMode()
+
+
 def is_grad_enabled() -> bool:
-    """True unless inside a ``no_grad()`` block."""
-    return _GradMode.enabled
+    """True unless inside a ``no_grad()`` block (of this thread: grad mode is per thread)."""
+    return _grad_mode.enabled
 
 
 @contextlib.contextmanager
 def no_grad() -> Iterator[None]:
     """Context manager: operations inside record no graph (evaluation, optimizer updates).
 
+    It applies to the calling thread only, as in PyTorch; other threads keep building graphs.
+
     Example:
         >>> with no_grad():
         ...     prediction = model(x)      # no graph is built, nothing to backprop
     """
-    previous = _GradMode.enabled
-    _GradMode.enabled = False
+    previous = _grad_mode.enabled
+    _grad_mode.enabled = False
     try:
         yield
     finally:
-        _GradMode.enabled = previous
+        _grad_mode.enabled = previous
 
 
 class Context:
@@ -106,7 +113,7 @@ class Function:
         data = cls.forward(ctx, *[t.data for t in tensors], **options)
         if type(data) is not np.ndarray:
             data = np.asarray(data)  # numpy turns 0-d results into scalars; keep arrays
-        if not (_GradMode.enabled and any(needs_input_grad)):
+        if not (_grad_mode.enabled and any(needs_input_grad)):
             return Tensor._make(data, False)
         # The new node: its parents are the inputs, and backward finds its rule through the
         # context (node → ctx → ctx.function.backward).

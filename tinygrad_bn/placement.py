@@ -14,8 +14,10 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import checkpoint, nn, optim
-from .data import Dataset, Standardizer, batches, dropped_rows, train_test_split
+from .data import Dataset, Standardizer, dropped_rows, train_test_split
 from .function import no_grad
+from .loader import DataLoader, TensorDataset
+from .metrics import accuracy
 from .nn import functional as F
 from .ops import stable_sigmoid
 from .random import manual_seed
@@ -139,8 +141,7 @@ def evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray) -> dict:
     predicted = (logits >= 0).astype(int)  # σ(z) ≥ 0.5 exactly when z ≥ 0
     actual = y.astype(int)
     confusion = [[int(np.sum((actual == a) & (predicted == p))) for p in (0, 1)] for a in (0, 1)]
-    return {"loss": loss, "accuracy": float(np.mean(predicted == actual)),
-            "confusion_matrix": confusion}
+    return {"loss": loss, "accuracy": accuracy(logits, actual), "confusion_matrix": confusion}
 
 
 def train(dataset: Dataset, config: TrainConfig,
@@ -168,12 +169,17 @@ def train(dataset: Dataset, config: TrainConfig,
     optimizer = optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                           weight_decay=config.weight_decay)
     loss_fn = nn.BCEWithLogitsLoss()
+    # The shuffling continues the split's generator, so one seed fixes everything; a last
+    # batch of a single row is dropped (BatchNorm cannot normalise it), any other is kept.
+    loader = DataLoader(TensorDataset(X_train, y_train.reshape(-1, 1)), config.batch_size,
+                        shuffle=True, seed=rng,
+                        drop_last=dropped_rows(len(X_train), config.batch_size) > 0)
     history = []
     for epoch in range(1, config.epochs + 1):
         model.train()
         total, count = 0.0, 0
-        for X_batch, y_batch in batches(X_train, y_train, config.batch_size, rng):
-            loss = loss_fn(model(Tensor(X_batch)), y_batch.reshape(-1, 1))
+        for X_batch, y_batch in loader:
+            loss = loss_fn(model(X_batch), y_batch)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

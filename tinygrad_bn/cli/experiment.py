@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from ..experiments import (EXPERIMENTS, INSTALL_HINT, PLOT_FORMATS, PlotUnavailable,
+from ..datasets import DatasetUnavailable
+from ..experiments import (EXPERIMENTS, INSTALL_HINT, PLOT_FORMATS, TASKS, PlotUnavailable,
                            plot_experiment, run_experiment)
 from .options import FileProblem, check_writable
 
@@ -49,6 +50,23 @@ def _check_plot_path(path: str | None) -> None:
     check_writable(path)
 
 
+def _experiment_options(name: str, **given: Any) -> dict:
+    """The options given on the command line, checked against what experiment ``name`` takes
+    (a usage error, exit 2, names the option)."""
+    module = EXPERIMENTS[name]
+    options = {key: value for key, value in given.items() if value is not None}
+    for key in options:
+        if key not in module.OPTIONS:
+            flag = "--" + key.replace("_", "-")
+            users = [n for n, m in EXPERIMENTS.items() if key in m.OPTIONS]
+            raise click.UsageError(f"{flag} does not apply to {name} (only to "
+                                   f"{', '.join(users)})")
+    if "dataset" in options and options["dataset"] not in module.DATASETS:
+        raise click.BadParameter(f"{name} runs on {', '.join(module.DATASETS)}, not "
+                                 f"{options['dataset']!r}", param_hint="--dataset")
+    return options
+
+
 _NAMES = "\n".join(f"  {name:<16} {module.SUMMARY}" for name, module in EXPERIMENTS.items())
 
 
@@ -59,14 +77,26 @@ _NAMES = "\n".join(f"  {name:<16} {module.SUMMARY}" for name, module in EXPERIME
                    "mechanics, not the effects.")
 @click.option("--seeds", type=click.IntRange(min=1), default=None,
               help="How many seeds (0 … N−1) per setting. Default: the experiment's own "
-                   "(3, or 5 for regularization; 2 with --quick).")
+                   "(3; 5 for regularization, 1 for paper-fig1; 2 with --quick).")
+@click.option("--dataset", type=click.Choice(list(TASKS)), default=None,
+              help="lr-sweep, init-sweep: train on this data set instead of the synthetic ones "
+                   "(digits needs scikit-learn; fashion-mnist Debian's dataset-fashion-mnist). "
+                   "paper-fig1: fashion-mnist (default), digits or mnist. convnet: digits "
+                   "(default) or fashion-mnist.")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="paper-fig1: SGD steps per run (default 50000, the paper's).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="paper-fig1: learning rate on the mean loss (default 0.5).")
+@click.option("--init-std", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="paper-fig1: every weight starts from N(0, STD²) (default 0.01).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
               help="Also draw the figure into this .png, .svg or .pdf file (needs the optional "
                    "extra: pip install \"tinygrad-bn[plot]\").")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object (settings, tables, findings, data) instead of text.")
-def experiment_command(name: str, quick: bool, seeds: int | None, plot_path: str | None,
-                       as_json: bool) -> None:
+def experiment_command(name: str, quick: bool, seeds: int | None, dataset: str | None,
+                       steps: int | None, lr: float | None, init_std: float | None,
+                       plot_path: str | None, as_json: bool) -> None:
     """Compare the same network with and without BatchNorm, from the same seeds.
 
     Prints a table of mean ± spread over the seeds, and findings computed from it; progress
@@ -74,9 +104,19 @@ def experiment_command(name: str, quick: bool, seeds: int | None, plot_path: str
     takes seconds. Example:
 
         tinygrad-bn experiment lr-sweep --plot lr-sweep.png
+
+    The BatchNorm paper's Figure 1 on handwritten digits (about 5 minutes):
+
+        tinygrad-bn experiment paper-fig1 --dataset digits --plot fig1.png
     """
+    options = _experiment_options(name, dataset=dataset, steps=steps, lr=lr,
+                                  init_std=init_std)
     _check_plot_path(plot_path)
-    result = run_experiment(name, quick=quick, seeds=seeds, progress=_ProgressDisplay(name))
+    try:
+        result = run_experiment(name, quick=quick, seeds=seeds,
+                                progress=_ProgressDisplay(name), **options)
+    except DatasetUnavailable as missing:
+        raise FileProblem(str(missing)) from None
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=1, ensure_ascii=False))
     else:

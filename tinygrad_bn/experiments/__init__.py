@@ -11,10 +11,19 @@ init-sweep         sensitivity to the scale of the initial weights (claim 4)
 regularization     train/test gap with BN, dropout, both, neither (claim 3)
 covariate-shift    a hidden layer's input distribution over training (the motivation)
 speed              steps to reach a target training loss (claim 2)
+paper-fig1         the BN paper's own Figure 1 on real images (test accuracy, a sigmoid's input)
+placement-order    Linear → BN → ReLU against Linear → ReLU → BN, and no BN
+batch-size         BN, LayerNorm, GroupNorm, none at batch sizes 2 … 128 (BN's weakness)
+bn-lite            full BN against mean-only, variance-only and fixed γ = 1, β = 0
+convnet            a small CNN with and without BatchNorm2d on real images
 =================  ==========================================================================
 
-Reading order: datasets.py (the two tasks) → training.py (networks, one training loop) →
-report.py (tables) → sweep.py → one module per experiment → plotting.py.
+The synthetic tasks are the default; lr-sweep and init-sweep also run on real images
+(``dataset="digits"``, "fashion-mnist" or "mnist"; see datasets.py and tinygrad_bn.datasets).
+
+Reading order: datasets.py (the tasks) → training.py (networks, one training loop) →
+report.py (tables) → sweep.py → one module per experiment (family.py holds what the last
+four share: other norms, partial BN, the convnet) → plotting.py.
 
 Example:
     >>> from tinygrad_bn.experiments import run_experiment
@@ -26,23 +35,27 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
-from . import covariate_shift, init_sweep, lr_sweep, regularization, speed
-from .datasets import Task, make_spirals, placement_task, spirals_task
+from . import (batch_size, bn_lite, convnet, covariate_shift, init_sweep, lr_sweep, paper_fig1,
+               placement_order, regularization, speed)
+from .datasets import TASKS, Task, load_task, placement_task, spirals_task
 from .plotting import INSTALL_HINT, PLOT_FORMATS, PlotUnavailable
 from .report import ExperimentResult, Progress, Table
 from .training import NetSpec, Run, ShiftNoise, Tap, build_network, evaluate, train_network
 
 __all__ = [
     "EXPERIMENTS", "run_experiment", "plot_experiment", "ExperimentResult", "Table", "Progress",
-    "PlotUnavailable", "INSTALL_HINT", "PLOT_FORMATS", "Task", "make_spirals", "spirals_task",
-    "placement_task", "NetSpec", "Run", "ShiftNoise", "Tap", "build_network", "evaluate",
-    "train_network",
+    "PlotUnavailable", "INSTALL_HINT", "PLOT_FORMATS", "Task", "TASKS", "load_task",
+    "spirals_task", "placement_task", "NetSpec", "Run", "ShiftNoise", "Tap", "build_network",
+    "evaluate", "train_network",
 ]
 
-# Name → module; each module has NAME, SUMMARY, DEFAULT_SEEDS, run() and plot().
+# Name → module; each module has NAME, SUMMARY, DEFAULT_SEEDS, OPTIONS (the keyword arguments
+# its run() takes beyond quick, seeds and progress), run() and plot().
 EXPERIMENTS: dict = {module.NAME: module for module in
-                     (lr_sweep, init_sweep, regularization, covariate_shift, speed)}
+                     (lr_sweep, init_sweep, regularization, covariate_shift, speed, paper_fig1,
+                      placement_order, batch_size, bn_lite, convnet)}
 
 
 def _experiment(name: str) -> ModuleType:
@@ -52,7 +65,7 @@ def _experiment(name: str) -> ModuleType:
 
 
 def run_experiment(name: str, *, quick: bool = False, seeds: int | None = None,
-                   progress: Progress | None = None) -> ExperimentResult:
+                   progress: Progress | None = None, **options: Any) -> ExperimentResult:
     """Run the experiment ``name`` and return its result.
 
     Args:
@@ -61,13 +74,20 @@ def run_experiment(name: str, *, quick: bool = False, seeds: int | None = None,
         quick: a seconds-long version with fewer steps, values and seeds (for tests and a first
             look; its numbers show the mechanics, not the effects).
         seeds: how many seeds (0 … seeds − 1); default: the experiment's own (3 or 5; 2 quick).
-        progress: called as ``progress(done, total, label)`` before each training run.
+        progress: called as ``progress(done, total, label)`` as the training runs go.
+        options: the experiment's own settings, those named in its ``OPTIONS``: ``dataset``
+            for lr-sweep and init-sweep; ``dataset``, ``steps``, ``lr`` and ``init_std`` for
+            paper-fig1. Raises ValueError for any other.
     """
     module = _experiment(name)
     if seeds is not None and (isinstance(seeds, bool) or not isinstance(seeds, int)
                               or seeds < 1):
         raise ValueError(f"seeds must be a positive integer, got {seeds!r}")
-    return module.run(quick=quick, seeds=seeds, progress=progress)
+    unknown = sorted(set(options) - set(module.OPTIONS))
+    if unknown:
+        takes = ", ".join(module.OPTIONS) or "no options"
+        raise ValueError(f"{name} does not take {', '.join(unknown)} (it takes {takes})")
+    return module.run(quick=quick, seeds=seeds, progress=progress, **options)
 
 
 def plot_experiment(result: ExperimentResult, path: str | os.PathLike) -> None:

@@ -23,11 +23,10 @@ Read next: ../../docs/batchnorm.md, which shows the full results.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from functools import partial
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -35,14 +34,16 @@ from ..function import no_grad
 from ..nn import functional as F
 from ..tensor import Tensor
 from .datasets import spirals_task
-from .report import ExperimentResult, Progress, Table, choose_setup, mean_pm, run_plan
-from .training import NetSpec, Run, ShiftNoise, Tap, train_network
+from .report import (ExperimentResult, Progress, Table, choose_setup, mean_pm, run_plan,
+                     unit_trace)
+from .training import NetSpec, Run, Tap, train_network, untouched
 
 __all__ = ["NAME", "SUMMARY", "run", "plot", "Recorder"]
 
 NAME = "covariate-shift"
 SUMMARY = "a hidden layer's input distribution over training"
 DEFAULT_SEEDS = 3
+OPTIONS: tuple = ()
 PERCENTILES = (15, 50, 85)
 STEP_MULTIPLES = (0.5, 1.0, 2.0, 4.0)
 VARIANTS = {"plain": NetSpec(probe=-1), "BN": NetSpec(batch_norm=True, probe=-1),
@@ -76,7 +77,7 @@ class Recorder:
     def measure(self, model: Any, step: int) -> None:
         """Record the probed layer's percentiles, in training mode, disturbing nothing."""
         tap = next(m for m in model.modules() if isinstance(m, Tap))
-        with _untouched(model), no_grad():
+        with untouched(model), no_grad():
             model(Tensor(self.probe_X))
         self.steps.append(step)
         self.percentiles.append(np.percentile(tap.last, PERCENTILES, axis=0))
@@ -87,7 +88,7 @@ class Recorder:
         grads = [p.grad.copy() for p in params]
         losses = [loss.item()]
         moved_grad = None
-        with _untouched(model):
+        with untouched(model):
             for multiple in STEP_MULTIPLES:
                 for p, w, g in zip(params, weights, grads):
                     p.data[...] = w - multiple * self.lr * g
@@ -106,23 +107,6 @@ class Recorder:
         flat = np.concatenate([g.ravel() for g in grads])
         change = float(np.linalg.norm(moved_grad - flat) / max(np.linalg.norm(flat), 1e-30))
         return max(losses) - min(losses), change
-
-
-@contextlib.contextmanager
-def _untouched(model: Any) -> Iterator[None]:
-    """Run extra forward passes without changing BN's running statistics, and with every
-    `ShiftNoise` holding the current step's draw."""
-    saved = [(buffer, buffer.data.copy()) for buffer in model.buffers()]
-    noise = [m for m in model.modules() if isinstance(m, ShiftNoise)]
-    for m in noise:
-        m.hold = True
-    try:
-        yield
-    finally:
-        for buffer, data in saved:
-            buffer.data[...] = data
-        for m in noise:
-            m.hold = False
 
 
 def _run_one(task: Any, spec: NetSpec, seed: int, setup: dict, probe_X: np.ndarray) -> tuple:
@@ -202,8 +186,10 @@ def run(quick: bool = False, seeds: int | None = None,
         f"see the module docstring; averaged over the run. Mean ± sd over {seeds} seeds.")
 
     findings = _findings(summaries)
+    recorders = {name: outcome[name][0][1] for name in VARIANTS}
     data = {"table_steps": list(setup["table_steps"]),
-            "unit0": {name: _unit_trace(outcome[name][0][1]) for name in VARIANTS},
+            "unit0": {name: unit_trace(rec.steps, rec.percentiles, 0, PERCENTILES)
+                      for name, rec in recorders.items()},
             "test_accuracy": {name: {"steps": [h["step"] for h in outcome[name][0][0].history],
                                      "per_seed": [[h["test_accuracy"] for h in r.history]
                                                   for r, _ in outcome[name]]}
@@ -229,17 +215,6 @@ def run(quick: bool = False, seeds: int | None = None,
                             time.perf_counter() - started)
 
 
-def _unit_trace(recorder: Recorder, points: int = 600) -> dict:
-    """Unit 0's percentiles over training, thinned to at most ``points`` records."""
-    every = max(1, len(recorder.steps) // points)
-    chosen = list(range(0, len(recorder.steps), every))
-    if chosen[-1] != len(recorder.steps) - 1:
-        chosen.append(len(recorder.steps) - 1)
-    return {"steps": [recorder.steps[i] for i in chosen],
-            **{f"p{q}": [float(recorder.percentiles[i][k, 0]) for i in chosen]
-               for k, q in enumerate(PERCENTILES)}}
-
-
 def _findings(summaries: dict) -> list:
     def mean(name: str, key: str) -> float:
         return float(np.nanmean([s[key] for s in summaries[name]]))
@@ -263,7 +238,7 @@ def _findings(summaries: dict) -> list:
 
 def plot(result: ExperimentResult, path: Any) -> None:
     """Test accuracy, unit 0's percentiles for each variant, and the loss variation."""
-    from .plotting import new_figure, save_figure, style
+    from .plotting import new_figure, same_length, save_figure, style
 
     data = result.data
     variants = list(data["unit0"])
@@ -273,12 +248,12 @@ def plot(result: ExperimentResult, path: Any) -> None:
     for name in variants:
         curves = data["test_accuracy"][name]
         per_seed = np.array([[np.nan if v is None else v for v in seed]
-                             for seed in _same_length(curves["per_seed"])], dtype=float)
+                             for seed in same_length(curves["per_seed"])], dtype=float)
         accuracy_axis.plot(curves["steps"][:per_seed.shape[1]], np.nanmean(per_seed, axis=0),
                            **style(name))
         land = data["landscape"][name]
         values = np.array([[np.nan if v is None else v for v in seed]
-                           for seed in _same_length(land["loss_variation"])], dtype=float)
+                           for seed in same_length(land["loss_variation"])], dtype=float)
         landscape_axis.plot(land["steps"][:values.shape[1]], np.nanmean(values, axis=0),
                             **style(name))
     accuracy_axis.set(title="(a) test accuracy (mean over seeds)", xlabel="SGD step",
@@ -305,9 +280,3 @@ def plot(result: ExperimentResult, path: Any) -> None:
     figure.suptitle("Internal covariate shift: the last hidden layer's input over training "
                     "(after Ioffe & Szegedy 2015, Fig. 1, and Santurkar et al. 2018)")
     save_figure(figure, path)
-
-
-def _same_length(curves: list) -> list:
-    """Cut every seed's curve to the shortest one (a diverged run stops early)."""
-    length = min(len(c) for c in curves)
-    return [c[:length] for c in curves]

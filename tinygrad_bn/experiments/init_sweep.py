@@ -12,10 +12,11 @@ effective learning rate η/s² (see lr_sweep.py) remain.
 """
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
-from .datasets import spirals_task
+from .datasets import TASKS, load_task
 from .report import ExperimentResult, Progress, choose_setup, run_plan
 from .sweep import format_value, plot_sweep, sweep_data, sweep_findings, sweep_plan, sweep_table
 from .training import NetSpec
@@ -25,6 +26,8 @@ __all__ = ["NAME", "SUMMARY", "run", "plot"]
 NAME = "init-sweep"
 SUMMARY = "sensitivity to the scale of the initial weights"
 DEFAULT_SEEDS = 3
+OPTIONS = ("dataset",)
+DATASETS = tuple(TASKS)
 VARIANTS = {"plain": NetSpec(), "BN": NetSpec(batch_norm=True)}
 
 FULL = {"scales": (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0), "lr": 0.1,
@@ -33,13 +36,14 @@ QUICK = {"scales": (0.1, 1.0, 10.0), "lr": 0.1, "steps": 40, "batch_size": 64,
          "eval_every": 20}
 
 
-def run(quick: bool = False, seeds: int | None = None,
-        progress: Progress | None = None) -> ExperimentResult:
-    """Train both networks from every initial scale on the spirals."""
+def run(quick: bool = False, seeds: int | None = None, progress: Progress | None = None, *,
+        dataset: str = "spirals") -> ExperimentResult:
+    """Train both networks from every initial scale on the spirals, or on ``dataset`` (any of
+    `DATASETS`, e.g. "digits")."""
     started = time.perf_counter()
     setup, seeds = choose_setup(quick, seeds, QUICK, FULL, DEFAULT_SEEDS)
     scales = setup["scales"]
-    task = spirals_task()
+    task = load_task(dataset)
     plan = sweep_plan(task, VARIANTS, scales, seeds, vary="init_scale", lr=setup["lr"],
                       steps=setup["steps"], batch_size=setup["batch_size"],
                       eval_every=setup["eval_every"])
@@ -49,8 +53,9 @@ def run(quick: bool = False, seeds: int | None = None,
 
     note = (f"Weights start from N(0, (s·gain)²/fan_in); lr {setup['lr']:g}, {setup['steps']} "
             f"SGD steps; mean ± sd over {seeds} seeds. The first-batch loss is the untrained "
-            "network's, in training mode (ln 3 ≈ 1.099 is a uniform guess). A run that "
-            "diverged has no final loss or accuracy: the cells count such runs.")
+            f"network's, in training mode (ln {task.classes} ≈ {math.log(task.classes):.3f} is "
+            "a uniform guess). A run that diverged has no final loss or accuracy: the cells "
+            "count such runs.")
     table = sweep_table(f"{task.name}: initial-weight-scale sweep", "init scale s", scales,
                         list(VARIANTS), runs, note, initial_loss=True)
     findings = sweep_findings(task.name, "s", scales, runs, list(VARIANTS))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .datasets import placement_task, spirals_task
+from .datasets import TASKS, load_task, placement_task, spirals_task
 from .report import ExperimentResult, Progress, choose_setup, run_plan
 from .sweep import format_value, plot_sweep, sweep_data, sweep_findings, sweep_plan, sweep_table
 from .training import NetSpec
@@ -24,21 +24,26 @@ __all__ = ["NAME", "SUMMARY", "run", "plot"]
 NAME = "lr-sweep"
 SUMMARY = "final loss and accuracy against the learning rate"
 DEFAULT_SEEDS = 3
+OPTIONS = ("dataset",)
+DATASETS = tuple(TASKS)
 VARIANTS = {"plain": NetSpec(), "BN": NetSpec(batch_norm=True)}
 
 FULL = {"lrs": (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0),
-        "steps": {"spirals": 2000, "placement": 1000}, "batch_size": 64, "eval_every": 200}
-QUICK = {"lrs": (0.01, 1.0, 100.0), "steps": {"spirals": 40, "placement": 20},
+        "steps": {"spirals": 2000, "placement": 1000, "digits": 2000, "fashion-mnist": 2000,
+                  "mnist": 2000}, "batch_size": 64, "eval_every": 200}
+QUICK = {"lrs": (0.01, 1.0, 100.0), "steps": {"spirals": 40, "placement": 20, "digits": 40,
+                                              "fashion-mnist": 40, "mnist": 40},
          "batch_size": 64, "eval_every": 20}
 
 
-def run(quick: bool = False, seeds: int | None = None,
-        progress: Progress | None = None) -> ExperimentResult:
-    """Train both networks at every learning rate of the sweep, on spirals and placement."""
+def run(quick: bool = False, seeds: int | None = None, progress: Progress | None = None, *,
+        dataset: str | None = None) -> ExperimentResult:
+    """Train both networks at every learning rate of the sweep, on spirals and placement, or
+    only on ``dataset`` (any of `DATASETS`, e.g. "digits")."""
     started = time.perf_counter()
     setup, seeds = choose_setup(quick, seeds, QUICK, FULL, DEFAULT_SEEDS)
     lrs = setup["lrs"]
-    tasks = [spirals_task(), placement_task()]
+    tasks = [spirals_task(), placement_task()] if dataset is None else [load_task(dataset)]
     plans = {task.name: sweep_plan(task, VARIANTS, lrs, seeds, vary="lr", lr=0.0,
                                    steps=setup["steps"][task.name],
                                    batch_size=setup["batch_size"],

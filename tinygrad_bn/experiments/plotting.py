@@ -10,7 +10,7 @@ import os
 from typing import Any
 
 __all__ = ["PlotUnavailable", "INSTALL_HINT", "new_figure", "save_figure", "style",
-           "PLOT_FORMATS"]
+           "PLOT_FORMATS", "same_length"]
 
 INSTALL_HINT = 'pip install "tinygrad-bn[plot]" (or, in a checkout, pip install -e ".[plot]")'
 PLOT_FORMATS = ("png", "svg", "pdf")
@@ -45,3 +45,9 @@ def save_figure(figure: Any, path: str | os.PathLike) -> None:
 def style(variant: str) -> dict:
     """Line and marker options for a variant's curves."""
     return {"color": COLOURS.get(variant, "#7f7f7f"), "label": variant}
+
+
+def same_length(curves: list) -> list:
+    """Cut every seed's curve to the shortest one (a diverged run stops early)."""
+    length = min(len(c) for c in curves)
+    return [c[:length] for c in curves]

@@ -26,6 +26,7 @@ __all__ = ["NAME", "SUMMARY", "run", "plot"]
 NAME = "regularization"
 SUMMARY = "train/test gap with BN, dropout, both, neither"
 DEFAULT_SEEDS = 5
+OPTIONS: tuple = ()
 DROPOUT = 0.2
 VARIANTS = {"plain": NetSpec(), "BN": NetSpec(batch_norm=True),
             "dropout": NetSpec(dropout=DROPOUT),

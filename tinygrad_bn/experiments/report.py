@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 __all__ = ["choose_setup", "Table", "ExperimentResult", "Progress", "mean_sd", "mean_pm",
-           "run_plan", "json_ready"]
+           "run_plan", "json_ready", "unit_trace"]
 
 # progress(done, total, label): called before each run and once at the end (label "").
 Progress = Callable[[int, int, str], None]
@@ -152,3 +152,19 @@ def run_plan(plan: Sequence[tuple], progress: Progress | None) -> list:
     if progress is not None:
         progress(len(plan), len(plan), "")
     return results
+
+
+def unit_trace(steps: Sequence[int], percentiles: Sequence[np.ndarray], unit: int,
+               quantiles: Sequence[int] = (15, 50, 85), points: int = 600) -> dict:
+    """One unit's percentile curves over training, thinned to at most about ``points`` records.
+
+    ``percentiles[i]`` is a (len(quantiles), units) array measured at ``steps[i]``; the result
+    maps "steps" and "p15", "p50", … to lists (the last record is always kept).
+    """
+    every = max(1, len(steps) // points)
+    chosen = list(range(0, len(steps), every))
+    if chosen[-1] != len(steps) - 1:
+        chosen.append(len(steps) - 1)
+    return {"steps": [steps[i] for i in chosen],
+            **{f"p{q}": [float(percentiles[i][k, unit]) for i in chosen]
+               for k, q in enumerate(quantiles)}}

@@ -27,6 +27,7 @@ __all__ = ["NAME", "SUMMARY", "run", "plot"]
 NAME = "speed"
 SUMMARY = "SGD steps to reach a target training loss"
 DEFAULT_SEEDS = 3
+OPTIONS: tuple = ()
 VARIANTS = {"plain": NetSpec(), "BN": NetSpec(batch_norm=True)}
 
 FULL = {"lrs": (0.01, 0.03, 0.1, 0.3, 1.0), "targets": (0.1, 0.01), "steps": 3000,

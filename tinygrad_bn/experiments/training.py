@@ -13,6 +13,8 @@ Each hidden block is
 * Weights are drawn from N(0, (scale·gain)²/fan_in): gain √2 for ReLU layers (He
   initialisation), 1 for sigmoid layers and the output layer; biases start at 0.
   ``init_scale`` multiplies every standard deviation (the init-sweep experiment varies it).
+  ``init_std`` replaces all that by one fixed N(0, init_std²) for every weight, whatever the
+  layer's width: the "small Gaussian" of the BatchNorm paper's Figure 1 (paper-fig1).
 * `Tap` records what enters the activation: the "pre-activation input" whose distribution
   the covariate-shift experiment follows.
 
@@ -25,22 +27,26 @@ Read next: report.py (tables and summaries), then any experiment module.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from .. import nn, optim
+from ..data import dropped_rows
 from ..function import no_grad
+from ..loader import DataLoader, TensorDataset
+from ..metrics import accuracy
 from ..nn import functional as F
 from ..random import manual_seed
 from ..tensor import Tensor
 from .datasets import Task
 
 __all__ = ["NetSpec", "Tap", "ShiftNoise", "Run", "build_network", "evaluate", "train_network",
-           "StepHook"]
+           "StepHook", "untouched", "init_linears"]
 
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid}
 DISPLAY = {"relu": "ReLU", "sigmoid": "Sigmoid"}
@@ -57,6 +63,8 @@ class NetSpec:
         dropout: probability of Dropout after each hidden activation (0: none).
         activation: "relu" or "sigmoid".
         init_scale: multiplies the standard deviation of every initial weight.
+        init_std: if set, every weight is drawn from N(0, init_std²) instead (no fan-in, no
+            gain, no init_scale).
         noise: the strength of a `ShiftNoise` after each BatchNorm (0: none).
         probe: put a `Tap` before the activation of this hidden layer (0-based; -1: last).
     """
@@ -66,6 +74,7 @@ class NetSpec:
     dropout: float = 0.0
     activation: str = "relu"
     init_scale: float = 1.0
+    init_std: float | None = None
     noise: float = 0.0
     probe: int | None = None
 
@@ -127,6 +136,23 @@ class ShiftNoise(nn.Module):
         return f"strength={self.strength:g}"
 
 
+@contextlib.contextmanager
+def untouched(model: Any) -> Iterator[None]:
+    """Run extra forward passes without changing BN's running statistics, and with every
+    `ShiftNoise` holding the current step's draw."""
+    saved = [(buffer, buffer.data.copy()) for buffer in model.buffers()]
+    noise = [m for m in model.modules() if isinstance(m, ShiftNoise)]
+    for m in noise:
+        m.hold = True
+    try:
+        yield
+    finally:
+        for buffer, data in saved:
+            buffer.data[...] = data
+        for m in noise:
+            m.hold = False
+
+
 def build_network(spec: NetSpec, inputs: int, classes: int, seed: int) -> nn.Sequential:
     """The network of ``spec`` for ``inputs`` features and ``classes`` logits, initialised from
     ``seed`` (see the module docstring for the layers and the initialisation)."""
@@ -150,16 +176,27 @@ def build_network(spec: NetSpec, inputs: int, classes: int, seed: int) -> nn.Seq
         width = size
     layers.append(nn.Linear(width, classes))
     model = nn.Sequential(*layers)
+    init_linears(model, seed, activation=spec.activation, init_scale=spec.init_scale,
+                 init_std=spec.init_std)
+    return model
 
+
+def init_linears(model: nn.Module, seed: int, *, activation: str = "relu",
+                 init_scale: float = 1.0, init_std: float | None = None) -> None:
+    """Draw every Linear's weights, in order, from one generator seeded with ``seed``:
+    N(0, (init_scale·gain)²/fan_in), gain of ``activation`` for hidden layers and 1 for the
+    last (or N(0, init_std²) for all); biases 0. The same seed gives the same weights to any
+    networks whose Linear layers have the same shapes."""
     rng = np.random.default_rng([seed, 0])
-    linears = [m for m in model if isinstance(m, nn.Linear)]
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     for i, layer in enumerate(linears):
-        gain = GAINS[spec.activation] if i < len(linears) - 1 else 1.0
-        std = spec.init_scale * gain / math.sqrt(layer.in_features)
+        gain = GAINS[activation] if i < len(linears) - 1 else 1.0
+        std = init_scale * gain / math.sqrt(layer.in_features)
+        if init_std is not None:
+            std = init_std
         layer.weight.data[...] = rng.normal(0.0, std, layer.weight.shape)
         if layer.bias is not None:
             layer.bias.data[...] = 0.0
-    return model
 
 
 def evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray) -> tuple:
@@ -169,9 +206,9 @@ def evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray) -> tuple:
     with no_grad(), np.errstate(all="ignore"):
         logits = model(Tensor(X))
         loss = F.cross_entropy(logits, y).item()
-        accuracy = float(np.mean(np.argmax(logits.data, axis=1) == y))
+        correct = accuracy(logits, y)
     model.train(was_training)
-    return loss, accuracy
+    return loss, correct
 
 
 # Called after each backward pass, before the SGD step: (step, model, X_batch, y_batch, loss).
@@ -217,25 +254,28 @@ class Run:
 def _mini_batches(task: Task, batch_size: int, rng: np.random.Generator):
     """Shuffled mini-batches for ever, epoch after epoch (a last batch of one row is dropped:
     BatchNorm needs two rows to compute a variance)."""
-    n = len(task.X_train)
+    loader = DataLoader(TensorDataset(task.X_train, task.y_train), batch_size, shuffle=True,
+                        seed=rng, drop_last=dropped_rows(len(task.X_train), batch_size) > 0)
     while True:
-        order = rng.permutation(n)
-        for start in range(0, n, batch_size):
-            index = order[start:start + batch_size]
-            if len(index) >= 2:
-                yield task.X_train[index], task.y_train[index]
+        yield from loader
 
 
-def train_network(task: Task, spec: NetSpec, *, lr: float, steps: int, seed: int,
+def train_network(task: Task, spec: NetSpec | None, *, lr: float, steps: int, seed: int,
                   batch_size: int = 64, eval_every: int = 100,
-                  on_step: StepHook | None = None) -> Run:
+                  on_step: StepHook | None = None,
+                  network: Callable[[int, int, int], nn.Module] | None = None) -> Run:
     """Train the network of ``spec`` on ``task`` with SGD for ``steps`` mini-batches.
 
     The seed fixes the initial weights, the order of the mini-batches and the dropout masks;
-    the same seed gives the same numbers on every run.
+    the same seed gives the same numbers on every run. ``network(inputs, classes, seed)``,
+    if given, builds the model instead of `build_network` (networks NetSpec cannot describe:
+    other normalisations, convolutions).
     """
     started = time.perf_counter()
-    model = build_network(spec, task.features, task.classes, seed)
+    if network is not None:
+        model = network(task.features, task.classes, seed)
+    else:
+        model = build_network(spec, task.features, task.classes, seed)
     manual_seed(seed)  # dropout masks come from the library's generator
     optimizer = optim.SGD(model.parameters(), lr=lr)
     run = Run(lr=lr, seed=seed, steps=steps, model=model)
@@ -253,7 +293,7 @@ def train_network(task: Task, spec: NetSpec, *, lr: float, steps: int, seed: int
     with np.errstate(all="ignore"):
         for step in range(1, steps + 1):
             X_batch, y_batch = next(batches)
-            loss = F.cross_entropy(model(Tensor(X_batch)), y_batch)
+            loss = F.cross_entropy(model(X_batch), y_batch)
             optimizer.zero_grad()
             loss.backward()
             if step == 1:
@@ -263,7 +303,7 @@ def train_network(task: Task, spec: NetSpec, *, lr: float, steps: int, seed: int
                 record(step)
                 break
             if on_step is not None:
-                on_step(step, model, X_batch, y_batch, loss)
+                on_step(step, model, X_batch.data, y_batch.data, loss)
             optimizer.step()
             if step % eval_every == 0 or step == steps:
                 record(step)

@@ -51,12 +51,14 @@ class _BatchNorm(Module):
             or None for a cumulative average.
         affine: learn γ (``weight``, alias ``gamma``) and β (``bias``, alias ``beta``).
         track_running_stats: keep running estimates; without them evaluation also uses batch
-            statistics.
+            statistics. Set to False *after* construction, as in PyTorch, training leaves the
+            buffers alone and evaluation keeps using them.
         fused: keyword-only. True runs one op with the closed-form backward (fast); False builds
             the normalisation from primitive ops so a rendered graph shows every step.
 
     Shape: (N, C, *) as each subclass accepts → same shape; m counts every value of one
-    channel (N, N·L or N·H·W).
+    channel (N, N·L or N·H·W). An empty batch gives an empty output and leaves the running
+    estimates as they were (num_batches_tracked still counts it, as in PyTorch).
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
@@ -109,6 +111,28 @@ class _BatchNorm(Module):
     _dims: tuple = ()
     _layout: str = ""
 
+    def reset_running_stats(self) -> None:
+        """Running mean 0, running variance 1, num_batches_tracked 0 (in place), as PyTorch."""
+        if self.track_running_stats and self.running_mean is not None:
+            self.running_mean.data.fill(0.0)
+            self.running_var.data.fill(1.0)
+            self.num_batches_tracked.data.fill(0)
+
+    def reset_parameters(self) -> None:
+        """`reset_running_stats`, and γ = 1, β = 0 (in place), as at construction."""
+        self.reset_running_stats()
+        if self.affine:
+            self.weight.data.fill(1.0)
+            self.bias.data.fill(0.0)
+
+    def _complete_state_dict(self, state_dict: dict, prefix: str) -> None:
+        # Checkpoints from PyTorch before 0.4.1 have no num_batches_tracked; like PyTorch, loading
+        # one keeps the module's current count.
+        key = prefix + "num_batches_tracked"
+        if self.track_running_stats and self.num_batches_tracked is not None \
+                and key not in state_dict:
+            state_dict[key] = self.num_batches_tracked.data.copy()
+
     def forward(self, input: Tensor) -> Tensor:
         name = type(self).__name__
         if input.ndim not in self._dims:
@@ -117,16 +141,20 @@ class _BatchNorm(Module):
         if input.shape[1] != self.num_features:
             raise ValueError(f"{name}({self.num_features}) got an input of shape "
                              f"{input.shape}: expected {self.num_features} features on axis 1")
-        use_batch_stats = self.training or not self.track_running_stats
+        # As PyTorch decides, reading the flag *and* the buffers, so that changing
+        # `track_running_stats` after construction behaves as there: training then neither
+        # updates nor counts, and evaluation still normalises with the buffers it has.
         momentum = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats:
-            if input.data.size // self.num_features > 1:  # otherwise batch_norm raises below
+        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
+            if input.data.size // self.num_features != 1:  # otherwise batch_norm raises below
                 self.num_batches_tracked.data += 1
             if self.momentum is None:  # cumulative moving average
                 momentum = 1.0 / max(int(self.num_batches_tracked.data), 1)
-        # Without tracked statistics the buffers are None and batch statistics are always used.
-        return F.batch_norm(input, self.running_mean, self.running_var, self.weight, self.bias,
-                            use_batch_stats, momentum, self.eps, fused=self.fused)
+        use_batch_stats = self.training or self.running_mean is None or self.running_var is None
+        pass_buffers = not self.training or self.track_running_stats
+        return F.batch_norm(input, self.running_mean if pass_buffers else None,
+                            self.running_var if pass_buffers else None, self.weight,
+                            self.bias, use_batch_stats, momentum, self.eps, fused=self.fused)
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "

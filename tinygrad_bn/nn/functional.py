@@ -197,7 +197,11 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
         return _normalize_composed(input, weight, bias, mean, var, eps, shape)
 
     n = input.data.size // channels
-    if n <= 1:
+    if n == 0:  # an empty batch: empty output, nothing to learn from, as in PyTorch
+        zero = Tensor._make(np.zeros(shape, input.dtype), False)
+        one = Tensor._make(np.ones(shape, input.dtype), False)
+        return _normalize_composed(input, weight, bias, zero, one, eps, shape)
+    if n == 1:
         raise ValueError(f"Expected more than 1 value per channel when training, got input "
                          f"of shape {input.shape}")
     track = running_mean is not None and running_var is not None
@@ -371,8 +375,8 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
 
 def _reduce_array(loss: np.ndarray, reduction: str) -> np.ndarray:
     # Σ/n rather than loss.mean(): the same sum, without numpy's Python-level wrapper.
-    if reduction == "mean":
-        return loss.sum() / loss.size
+    if reduction == "mean":  # the mean of nothing is nan, as in PyTorch
+        return loss.sum() / loss.size if loss.size else np.full((), np.nan, loss.dtype)
     if reduction == "sum":
         return loss.sum()
     return loss
@@ -380,7 +384,8 @@ def _reduce_array(loss: np.ndarray, reduction: str) -> np.ndarray:
 
 def _reduction_scale(g: np.ndarray, size: int, reduction: str) -> Any:
     """∂L/∂(elementwise loss): g/n for a mean, g for a sum or no reduction."""
-    return g / size if reduction == "mean" else g
+    # max(size, 1): an empty input has an empty gradient, whatever the scale.
+    return g / max(size, 1) if reduction == "mean" else g
 
 
 class BCEWithLogitsFunction(Function):
