@@ -147,6 +147,10 @@ def test_bn_without_running_stats_uses_the_batch_statistics_as_pytorch_does(tmp_
     np.testing.assert_allclose(got, expected, atol=1e-6)
     # And so a row's output depends on the rest of the batch.
     assert not np.allclose(run_onnx(tmp_path / "m.onnx", x[:2]), got[:2])
+    # A single row (which PyTorch and we refuse there) minus its own mean is 0: the output is β.
+    model[0].bias.data[:] = [3.0, 4.0]
+    export(model, np.zeros((4, 2), np.float32), tmp_path / "m.onnx")
+    np.testing.assert_array_equal(run_onnx(tmp_path / "m.onnx", x[:1]), [[3.0, 4.0]])
 
 
 def test_fixed_batch_when_dynamic_batch_is_false(tmp_path):
