@@ -4,10 +4,14 @@ links, images and experiment commands point at things that exist.
 Blocks of one file share a namespace and run in order, top to bottom, in a temporary working
 directory (so a block that writes a file leaves nothing behind). A block is skipped only when
 its fence says so explicitly — ```python no-run — which is for blocks that cannot run here
-(never for one that claims a number). Tracebacks point at the Markdown file's own lines.
+(never for one that claims a number). A block that uses an optional package names it —
+```python needs=onnx,onnxruntime — and runs wherever that package is installed (CI installs
+them all); without it the block is skipped (so a later block that uses what it made declares
+the same need). Tracebacks point at the Markdown file's own lines.
 """
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -18,7 +22,7 @@ from tinygrad_bn.viz import GraphvizNotFoundError
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-GUIDES = ("index.md", "batchnorm.md", "autodiff.md")  # the pages this test also checks deeply
+GUIDES = ("index.md", "batchnorm.md", "autodiff.md", "interop.md")  # the pages this test also checks deeply
 FENCE = re.compile(r"^(`{3,})\s*([^`]*)$")
 
 
@@ -46,6 +50,13 @@ def python_blocks(path: Path) -> list:
             if info and info[0] == "python"]
 
 
+def missing_packages(info: list) -> list:
+    """The packages a block's ``needs=a,b`` names that are not installed."""
+    needed = [name for word in info if word.startswith("needs=")
+              for name in word[len("needs="):].split(",") if name]
+    return [name for name in needed if importlib.util.find_spec(name) is None]
+
+
 def markdown_files() -> list:
     return sorted(DOCS.glob("*.md"))
 
@@ -61,7 +72,7 @@ def test_python_blocks_run(path, tmp_path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     namespace: dict = {"__name__": f"docs.{path.stem}"}
     for line, info, code in python_blocks(path):
-        if "no-run" in info:
+        if "no-run" in info or missing_packages(info):
             continue
         # Pad with blank lines so that a traceback names the line in the Markdown file.
         source = "\n" * (line - 1) + code

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -26,7 +27,7 @@ from .tensor import Tensor
 
 __all__ = ["TrainConfig", "TrainResult", "build_model", "train", "evaluate", "predict_proba",
            "save_model", "load_model", "check_metadata", "batchnorm_parameters", "ACTIVATIONS",
-           "INITS"]
+           "INITS", "inference_pipeline"]
 
 FORMAT = "tinygrad-bn placement model v1"
 
@@ -375,3 +376,16 @@ def load_model(path: str | os.PathLike) -> tuple:
                            if k.startswith("model.")})
     scaler = Standardizer(state["standardizer.mean"], state["standardizer.std"])
     return model.eval(), scaler, metadata
+
+
+def inference_pipeline(model: nn.Module, standardizer: Standardizer) -> nn.Sequential:
+    """Raw features → P(placed): ``standardizer`` → ``model`` → Sigmoid, in evaluation mode.
+
+    What the exporters write (`tinygrad_bn.onnx`, `tinygrad_bn.torch_bridge`). Its children
+    are named ``standardizer`` and ``model``, so its state_dict keys are exactly those of a
+    file written by `save_model`: such a file's arrays load straight into it, or its PyTorch
+    twin.
+    """
+    scale = nn.Standardize(standardizer.mean, standardizer.std)
+    return nn.Sequential(OrderedDict(standardizer=scale, model=model,
+                                     sigmoid=nn.Sigmoid())).eval()

@@ -12,6 +12,7 @@ from .. import __version__
 from .bench import bench_command
 from .experiment import experiment_command
 from .explore import explore_command
+from .export import export_command
 from .graph import graph_command
 from .interrupts import InterruptibleGroup
 from .monitor import monitor_command
@@ -39,3 +40,4 @@ main.add_command(explore_command)
 main.add_command(experiment_command)
 main.add_command(bench_command)
 main.add_command(monitor_command)
+main.add_command(export_command)

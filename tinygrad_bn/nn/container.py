@@ -2,6 +2,7 @@
 `ModuleList` (a list whose modules are registered) and `ModuleDict` (the same, by name)."""
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any, Iterable, Iterator, Mapping
 
 from .module import Module
@@ -13,19 +14,32 @@ class Sequential(Module):
     """Chain modules: ``Sequential(a, b, c)(x)`` is ``c(b(a(x)))``.
 
     Children are named by position, so state_dict keys read ``"0.weight"``,
-    ``"1.running_mean"``, … exactly as in PyTorch. Indexable (``model[0]``, ``model[-1]``,
-    ``model[1:]``) and sized (``len(model)``).
+    ``"1.running_mean"``, … exactly as in PyTorch. As in PyTorch, a single ``OrderedDict``
+    names them instead: ``Sequential(OrderedDict(scale=..., net=...))`` has keys
+    ``"net.0.weight"``. Indexable (``model[0]``, ``model[-1]``, ``model[1:]``) and sized
+    (``len(model)``).
     """
 
-    def __init__(self, *modules: Module):
+    def __init__(self, *modules: Module | OrderedDict):
         super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            for name, module in modules[0].items():
+                self._add(str(name), module)
+            return
         for module in modules:
             self.append(module)
 
-    def append(self, module: Module) -> Sequential:
+    def _add(self, name: str, module: Module) -> None:
+        if not name or "." in name or hasattr(type(self), name):
+            # A dot would split the state_dict key; an attribute name would hide a method.
+            raise KeyError(f"Sequential: {name!r} cannot name a module (it must be non-empty, "
+                           "without '.', and not an attribute of Sequential)")
         if not isinstance(module, Module):
             raise TypeError(f"Sequential takes Modules, got {type(module).__name__}")
-        setattr(self, str(len(self._modules)), module)
+        setattr(self, name, module)
+
+    def append(self, module: Module) -> Sequential:
+        self._add(str(len(self._modules)), module)
         return self
 
     def forward(self, input: Any) -> Any:
