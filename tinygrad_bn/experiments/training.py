@@ -36,7 +36,7 @@ from .. import nn, optim
 from ..function import no_grad
 from ..nn import functional as F
 from ..random import manual_seed
-from ..tensor import Tensor
+from ..tensor import Tensor, increment_version
 from .datasets import Task
 
 __all__ = ["NetSpec", "Tap", "ShiftNoise", "Run", "build_network", "evaluate", "train_network",
@@ -157,8 +157,10 @@ def build_network(spec: NetSpec, inputs: int, classes: int, seed: int) -> nn.Seq
         gain = GAINS[spec.activation] if i < len(linears) - 1 else 1.0
         std = spec.init_scale * gain / math.sqrt(layer.in_features)
         layer.weight.data[...] = rng.normal(0.0, std, layer.weight.shape)
+        increment_version(layer.weight)
         if layer.bias is not None:
             layer.bias.data[...] = 0.0
+            increment_version(layer.bias)
     return model
 
 
