@@ -18,6 +18,7 @@ Read next: ops.py (the primitive ops), then tensor.py (the Tensor they build).
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 from typing import Any, Iterator
 
@@ -62,14 +63,14 @@ class Context:
     """What a Function's forward leaves for its backward.
 
     ``save_for_backward(*arrays)`` stores arrays, read back as ``saved_tensors`` (the arrays
-    themselves, not copies: `Function.apply` records the inputs' versions in ``input_versions``
-    so that backward can refuse arrays changed in place since);
+    themselves, not copies: `Function.apply` notes the tick of the saving in ``saved_at`` so
+    that backward can refuse arrays changed in place since);
     ``needs_input_grad`` tells forward and backward which inputs want a gradient, so they may
     skip work; ``function`` is the Function class itself (how backward finds its rule);
     any other attribute (an axis, a shape) can be set freely.
     """
 
-    input_versions: list = []  # set by Function.apply on recorded nodes that save arrays
+    saved_at: float = math.inf  # set by Function.apply on recorded nodes that save arrays
 
     def __init__(self, function: type | None = None, needs_input_grad: tuple = ()) -> None:
         self.function = function
@@ -120,13 +121,13 @@ class Function:
         if not (_grad_mode.enabled and any(needs_input_grad)):
             return Tensor._make(data, False)
         if ctx.saved_tensors:
-            # The inputs' version counters now: backward compares them before using the saved
-            # arrays, to refuse arrays changed in place since (tensor.py, `data`).
-            ctx.input_versions = [t._version for t in tensors]
+            # When the arrays were saved: backward refuses them if an input or the output
+            # changed in place after this tick (tensor.py, `data`).
+            ctx.saved_at = next(_ticks)
         # The new node: its parents are the inputs, and backward finds its rule through the
         # context (node → ctx → ctx.function.backward).
         return Tensor._make(data, True, ctx, tensors, cls.__name__)
 
 
 # Imported last on purpose: tensor.py builds on Function, and Function.apply builds Tensors.
-from .tensor import Tensor  # noqa: E402
+from .tensor import Tensor, _ticks  # noqa: E402

@@ -12,9 +12,9 @@ How a backward pass runs (``loss.backward()`` below):
    a drawing of the graph can show it.
 
 A backward rule needs the arrays its forward saw. Each tensor counts its in-place changes in
-``_version`` (assigning ``.data`` is one, ``t.data += 1`` and an optimizer step included), and
-backward refuses to use an array that changed since the forward (docs/autodiff.md, "In-place
-changes and the version counter").
+``_version`` (assigning ``.data`` is one, ``t.data += 1`` and an optimizer step included) and
+notes when the last one happened; backward refuses to use an array that changed after its op
+saved it (docs/autodiff.md, "In-place changes and the version counter").
 
 Python numbers mixed with tensors are "weak" scalars, as in numpy 2 and PyTorch: a float32
 tensor times 2.0 stays float32. Data types otherwise follow numpy's promotion rules.
@@ -23,6 +23,7 @@ Read next: nn/ (layers built from these ops), then optim/.
 """
 from __future__ import annotations
 
+import itertools
 import numbers
 from typing import Any, Sequence, Union
 
@@ -76,6 +77,14 @@ def _axes(axis: Axis, ndim: int) -> tuple | None:
     return tuple(sorted(normalised))
 
 
+# One clock for the whole process, shared by every thread: each in-place change and each
+# recorded node that saved arrays takes the next tick, so that "changed after the node saved
+# it" is one integer comparison per input in backward, with nothing to record per input at the
+# forward pass (a list of the inputs' versions per node cost twice as much). Only the order of
+# the ticks matters; `next` on an itertools.count is atomic, so threads may share it.
+_ticks = itertools.count(1)
+
+
 def increment_version(tensor: Tensor) -> None:
     """Record an in-place change of ``tensor.data`` made without assigning it (e.g.
     ``tensor.data[...] = values``), so that a backward pass needing the old values refuses to
@@ -83,30 +92,30 @@ def increment_version(tensor: Tensor) -> None:
     ``tensor.data`` (also with ``+=``) counts by itself.
     """
     tensor._version += 1
+    tensor._changed_at = next(_ticks)
 
 
 def _check_saved_arrays(node: Tensor) -> None:
     """Raise RuntimeError if an array that ``node``'s op saved for backward changed in place.
 
-    Called only when the version of an input or of the output moved since the forward pass
-    (backward compares those integers first). A tensor whose array was *replaced* (``t.data =
-    new``) is fine: the op kept the old array, which nobody changed.
+    Called only when an input or the output changed after the op saved its arrays (backward
+    compares the ticks first). A tensor whose array was *replaced* (``t.data = new``) is fine:
+    the op kept the old array, which nobody changed.
     """
     ctx = node._ctx
     saved = [a for a in ctx.saved_tensors if isinstance(a, np.ndarray)]
-    checks = [(f"input {i}", parent, expected)
-              for i, (parent, expected) in enumerate(zip(node.parents, ctx.input_versions))]
-    for role, tensor, expected in checks + [("the output", node, 0)]:
-        if tensor._version == expected:
+    roles = [(f"input {i}", parent) for i, parent in enumerate(node.parents)]
+    for role, tensor in roles + [("the output", node)]:
+        if tensor._changed_at < ctx.saved_at:
             continue
         if any(np.may_share_memory(tensor._data, array) for array in saved):
             raise RuntimeError(
                 f"one of the variables needed for gradient computation has been modified by an "
                 f"inplace operation: {role} of {node.op}, a {tensor.dtype} tensor of shape "
-                f"{tensor.shape}, is at version {tensor._version}; expected version {expected} "
-                f"instead. {node.op}'s backward needs the values the forward pass saw: change "
-                "tensors after backward() (optimizer.step() after loss.backward()), or run the "
-                "forward pass again.")
+                f"{tensor.shape}, is at version {tensor._version} and was changed after "
+                f"{node.op} saved it for backward. {node.op}'s backward needs the values the "
+                "forward pass saw: change tensors after backward() (optimizer.step() after "
+                "loss.backward()), or run the forward pass again.")
 
 
 class Tensor:
@@ -135,9 +144,10 @@ class Tensor:
     # `register_hook` is called, so backward pays one attribute test per node for hooks.
     # __slots__ rather than a per-object __dict__: a step creates a few dozen tensors, and slots
     # make each one smaller and its attributes quicker to reach.
-    # `_data` is the array behind the `data` property; `_version` counts its in-place changes.
+    # `_data` is the array behind the `data` property; `_version` counts its in-place changes
+    # and `_changed_at` is the tick of the last one (0: never changed).
     __slots__ = ("_data", "grad", "requires_grad", "op", "parents", "name", "_ctx",
-                 "_module_call", "_version", "_backward_hooks", "__weakref__")
+                 "_module_call", "_version", "_changed_at", "_backward_hooks", "__weakref__")
     # Tell numpy to leave `array * tensor` to Tensor.__rmul__ instead of looping over elements.
     __array_ufunc__ = None
 
@@ -149,6 +159,7 @@ class Tensor:
                                f"got {array.dtype}")
         self._data: np.ndarray = array
         self._version: int = 0     # in-place changes of the data so far (see `data`)
+        self._changed_at: int = 0  # when the last one happened, on the clock `_ticks`
         self.grad: np.ndarray | None = None
         self.requires_grad: bool = bool(requires_grad)
         self.op: str = ""          # name of the Function that made this tensor ("" for a leaf)
@@ -163,7 +174,8 @@ class Tensor:
               parents: tuple = (), op: str = "") -> Tensor:
         """Wrap an op's result without copying or checking it (the hot path of every op)."""
         out = object.__new__(Tensor)
-        out._data, out.grad, out.requires_grad, out._version = data, None, requires_grad, 0
+        out._data, out.grad, out.requires_grad = data, None, requires_grad
+        out._version = out._changed_at = 0
         out.op, out.parents, out._ctx, out._module_call = op, parents, ctx, None
         out.name = ""
         out._backward_hooks = None
@@ -182,7 +194,8 @@ class Tensor:
         # optimizer's `p.data -= lr * g` (Python assigns the result back), so that backward can
         # tell that an array it saved is no longer what the forward pass saw.
         self._data = array
-        self._version += 1
+        self._version += 1                 # what increment_version does, without the call:
+        self._changed_at = next(_ticks)    # optimizers assign every parameter every step
 
     @property
     def shape(self) -> tuple:
@@ -294,14 +307,20 @@ class Tensor:
                 node.grad = g if node.grad is None else np.asarray(node.grad + g)
                 continue
             node.grad = g
-            if ctx.saved_tensors and (node._version or ctx.input_versions != [
-                    parent._version for parent in node.parents]):
-                _check_saved_arrays(node)  # something changed in place: was it saved?
+            # Refuse saved arrays changed in place since the forward pass: one integer
+            # comparison per input (`saved_at` is infinite for ops that saved nothing).
+            saved_at = ctx.saved_at
+            if node._changed_at > saved_at:
+                _check_saved_arrays(node)
+            for parent in node.parents:
+                if parent._changed_at > saved_at:
+                    _check_saved_arrays(node)
             for parent, grad in zip(node.parents, ctx.function.backward(ctx, g)):
                 if grad is None or not parent.requires_grad:
                     continue
-                if grad.dtype != parent._data.dtype:  # a mixed-dtype op, e.g. float32 · float64:
-                    grad = grad.astype(parent._data.dtype)  # as in PyTorch, ∂L/∂x has x's dtype
+                dtype = parent._data.dtype  # (`is` first: usually the very same object)
+                if grad.dtype is not dtype and grad.dtype != dtype:  # a mixed-dtype op, e.g.
+                    grad = grad.astype(dtype)  # float32 · float64: ∂L/∂x has x's dtype (PyTorch)
                 # The chain rule across paths: contributions from several consumers add up.
                 grads[parent] = grads[parent] + grad if parent in grads else grad
 
@@ -501,7 +520,8 @@ class Tensor:
         A composite op (mean, subtract, square, sum), so its graph shows each step.
         """
         centred = self - self.mean(axis, keepdims=True)
-        # PyTorch divides by max(0, n − correction): inf or nan (with a warning) when n ≤ correction.
+        # As PyTorch, divide by max(0, n − correction): inf or nan, with a warning, when
+        # n ≤ correction.
         divisor = float(max(self._count(axis) - correction, 0))
         return (centred * centred).sum(axis, keepdims) / divisor
 

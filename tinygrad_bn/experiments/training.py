@@ -43,7 +43,7 @@ from ..metrics import accuracy
 from ..nn import functional as F
 from ..optim import DivergenceError, check_loss
 from ..random import manual_seed
-from ..tensor import Tensor
+from ..tensor import Tensor, increment_version
 from .datasets import Task
 
 __all__ = ["NetSpec", "Tap", "ShiftNoise", "Run", "build_network", "evaluate", "train_network",
@@ -150,6 +150,7 @@ def untouched(model: Any) -> Iterator[None]:
     finally:
         for buffer, data in saved:
             buffer.data[...] = data
+            increment_version(buffer)
         for m in noise:
             m.hold = False
 
@@ -196,8 +197,10 @@ def init_linears(model: nn.Module, seed: int, *, activation: str = "relu",
         if init_std is not None:
             std = init_std
         layer.weight.data[...] = rng.normal(0.0, std, layer.weight.shape)
+        increment_version(layer.weight)
         if layer.bias is not None:
             layer.bias.data[...] = 0.0
+            increment_version(layer.bias)
 
 
 def evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray) -> tuple:
