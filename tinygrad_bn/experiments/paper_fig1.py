@@ -269,7 +269,8 @@ def _accuracy_table(outcome: dict, setup: dict, seeds: int) -> Table:
             values = [next((h["test_accuracy"] for h in run.history if h["step"] == step),
                            math.nan) for run, _ in outcome[arm]]
             row.append(mean_pm(values, 3) if any(map(math.isfinite, values)) else "—")
-        rows.append(row)
+        if row[1:] != ["—"] * len(ARMS):   # a step between evaluations: no row
+            rows.append(row)
     return Table("test accuracy against SGD steps", ["step", *ARMS.values()], rows,
                  f"Mean ± sd over {seeds} seed(s) (one seed: the value alone); both arms from "
                  "the same initial weights and mini-batches.")
@@ -384,7 +385,7 @@ def plot(result: ExperimentResult, path: Any) -> None:
                       label=f"{q}th percentile")
         axis.set(title=f"({letter}) {ARMS[arm]}: input to a last-layer sigmoid",
                  xlabel="SGD steps", ylabel="sigmoid input", ylim=(low - margin, high + margin))
-        axis.legend(fontsize="small", loc="upper left")
+        axis.legend(fontsize="small", loc="best")
     for axis in axes.flat:
         axis.grid(True, alpha=0.3)
     figure.suptitle(f"{data['dataset']}: the BatchNorm paper's Figure 1 redone "
