@@ -141,6 +141,76 @@ def test_without_running_stats_eval_uses_batch_statistics():
         bn.eval()(Tensor(np.array([[1.0, 2.0]])))
 
 
+@pytest.mark.parametrize("fused", [True, False])
+def test_track_running_stats_turned_off_after_construction_keeps_and_uses_the_buffers(fused):
+    bn = bn64(2, fused=fused)
+    bn(random_input(6, 2))
+    stored = [b.data.copy() for b in bn.buffers()]
+    bn.track_running_stats = False
+    bn(random_input(5, 2))                      # training: nothing updated, nothing counted
+    assert all(np.array_equal(b.data, s) for b, s in zip(bn.buffers(), stored))
+    x = random_input(3, 2)
+    expected = (x.data - stored[0]) / np.sqrt(stored[1] + bn.eps)   # γ = 1, β = 0
+    np.testing.assert_allclose(bn.eval()(x).data, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("shape", [(0, 3), (0, 3, 4), (2, 3, 0)])
+def test_an_empty_batch_gives_an_empty_output_and_leaves_the_statistics(fused, shape):
+    bn = bn64(3, fused=fused)
+    x = Tensor(np.zeros(shape), requires_grad=True)
+    out = bn(x)
+    assert out.shape == shape
+    out.sum().backward()
+    assert x.grad.shape == shape and np.array_equal(bn.weight.grad, np.zeros(3))
+    assert np.array_equal(bn.running_mean.data, np.zeros(3))
+    assert np.array_equal(bn.running_var.data, np.ones(3))
+    assert int(bn.num_batches_tracked.data) == 1   # counted, as PyTorch does
+    assert bn.eval()(x).shape == shape
+
+
+def test_an_empty_batch_through_linear_and_the_losses():
+    layer = nn.Linear(3, 2)
+    x = Tensor(np.zeros((0, 3), np.float32), requires_grad=True)
+    out = layer(x)
+    assert out.shape == (0, 2)
+    out.sum().backward()
+    assert np.array_equal(layer.weight.grad, np.zeros((2, 3)))
+    empty = np.zeros((0, 2), np.float32)
+    for loss in (nn.MSELoss, nn.BCEWithLogitsLoss, nn.BCELoss):
+        assert np.isnan(loss()(Tensor(empty), empty).item()), loss.__name__  # mean of nothing
+        assert loss(reduction="sum")(Tensor(empty), empty).item() == 0.0
+        assert loss(reduction="none")(Tensor(empty), empty).shape == (0, 2)
+    assert np.isnan(nn.CrossEntropyLoss()(Tensor(empty), np.zeros(0, np.int64)).item())
+    assert np.isnan(Tensor(empty).mean().item())
+
+
+def test_reset_running_stats_and_reset_parameters():
+    bn = bn64(2)
+    for _ in range(2):
+        bn(random_input(4, 2))
+    bn.weight.data[...] = 3.0
+    bn.reset_running_stats()
+    assert bn.running_mean.data.tolist() == [0, 0] and bn.running_var.data.tolist() == [1, 1]
+    assert int(bn.num_batches_tracked.data) == 0 and bn.weight.data.tolist() == [3, 3]
+    bn(random_input(4, 2))
+    bn.bias.data[...] = 2.0
+    bn.reset_parameters()
+    assert bn.weight.data.tolist() == [1, 1] and bn.bias.data.tolist() == [0, 0]
+    assert int(bn.num_batches_tracked.data) == 0 and bn.running_mean.data.tolist() == [0, 0]
+
+
+def test_a_state_dict_without_num_batches_tracked_loads_and_keeps_the_count():
+    bn = bn64(2)
+    for _ in range(3):
+        bn(random_input(4, 2))
+    old = {k: v for k, v in bn.state_dict().items() if k != "num_batches_tracked"}
+    old["running_mean"] = np.array([5.0, 6.0])
+    assert bn.load_state_dict(old) == ([], [])
+    assert int(bn.num_batches_tracked.data) == 3 and bn.running_mean.data.tolist() == [5, 6]
+    assert "num_batches_tracked" not in old
+
+
 def test_affine_false_has_no_parameters():
     bn = nn.BatchNorm1d(3, affine=False)
     assert list(bn.parameters()) == [] and bn.gamma is None

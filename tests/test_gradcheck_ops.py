@@ -173,3 +173,46 @@ def test_binary_ops_on_random_broadcast_shapes(shapes, op):
     b = Tensor(anything(b_shape), requires_grad=True, dtype=np.float64)
     fns = {"+": lambda x, y: x + y, "-": lambda x, y: x - y, "*": lambda x, y: x * y}
     assert gradcheck(fns[op], a, b)
+
+
+# --- gradients keep their input's dtype -------------------------------------------------------
+# A float64 gradient for a float32 input spreads through the whole graph (every later op is
+# promoted), so each op's gradient is checked to keep float32 as well as float64.
+
+def _nn_cases():
+    from tinygrad_bn.nn import functional as F
+    targets = np.array([0, 2, 1])
+    return [
+        ("linear", lambda x, w, b: F.linear(x, w, b), [((3, 4), anything), ((2, 4), anything),
+                                                       ((2,), anything)]),
+        ("linear (N, L, in)", lambda x, w: F.linear(x, w), [((2, 3, 4), anything),
+                                                            ((5, 4), anything)]),
+        ("batch_norm fused", lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
+         [((5, 3), anything), ((3,), anything), ((3,), anything)]),
+        ("batch_norm composed",
+         lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True, fused=False),
+         [((4, 3, 2), anything), ((3,), anything), ((3,), anything)]),
+        ("bce with logits", lambda x, y: F.binary_cross_entropy_with_logits(x, y),
+         [((4, 1), anything), ((4, 1), positive)]),
+        ("bce", lambda p, y: F.binary_cross_entropy(p, y),
+         [((5,), lambda s: rng.uniform(0.1, 0.9, s)), ((5,), lambda s: rng.uniform(0, 1, s))]),
+        ("mse", lambda x, y: F.mse_loss(x, y), [((3, 2), anything), ((3, 2), anything)]),
+        ("cross_entropy", lambda x: F.cross_entropy(x, targets), [((3, 4), anything)]),
+        ("cross_entropy none", lambda x: F.cross_entropy(x, targets, reduction="none"),
+         [((3, 4), anything)]),
+    ]
+
+
+DTYPE_CASES = CASES + _nn_cases()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("name, fn, specs", DTYPE_CASES, ids=[c[0] for c in DTYPE_CASES])
+def test_gradients_keep_the_input_dtype(name, fn, specs, dtype):
+    inputs = [Tensor(sampler(shape), requires_grad=True, dtype=dtype) for shape, sampler in specs]
+    out = fn(*inputs)
+    out.backward(gradient=np.ones(out.shape, dtype=out.dtype))
+    for i, x in enumerate(inputs):
+        assert x.grad is not None, f"{name}: input {i} got no gradient"
+        assert x.grad.dtype == dtype, f"{name}: input {i} is {dtype.__name__} but its " \
+                                      f"gradient is {x.grad.dtype}"

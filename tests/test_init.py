@@ -99,3 +99,11 @@ def test_bad_arguments_say_what_is_wrong():
 def test_an_empty_weight_warns_and_is_left_alone():
     with pytest.warns(UserWarning, match="zero-element"):
         init.kaiming_uniform_(Tensor.zeros((0, 3)))
+
+
+def test_an_init_counts_as_an_in_place_change():
+    layer = nn.Linear(2, 2)
+    out = layer(Tensor(np.ones((3, 2), dtype=np.float32))).sum()
+    init.normal_(layer.weight)   # the forward's saved weight is gone: backward must refuse
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.backward()

@@ -1,6 +1,8 @@
 """Tensor semantics: dtypes, attributes, backward rules and clear errors for bad input."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -163,6 +165,84 @@ def test_no_grad_records_nothing():
         assert not tg.is_grad_enabled()
     assert tg.is_grad_enabled()
     assert not y.requires_grad and y.parents == ()
+
+
+def _in_thread(target, *args):
+    """Run target(*args) in a new thread; return the thread, and a list that will hold its
+    exception (an assertion failing in a thread must fail the test)."""
+    errors = []
+
+    def run():
+        try:
+            target(*args)
+        except BaseException as error:  # noqa: BLE001 - reported by the test's thread
+            errors.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, errors
+
+
+def _join(*threads_and_errors):
+    for thread, errors in threads_and_errors:
+        thread.join(timeout=10)
+        assert not thread.is_alive(), "a thread did not finish (deadlock?)"
+        if errors:
+            raise errors[0]
+
+
+def test_grad_mode_is_per_thread_through_the_interleaving_a_in_b_in_a_out_b_out():
+    # The steps are forced into the order A enters no_grad, B enters, A leaves, B leaves. With a
+    # process-wide flag A restores "off" when it leaves (B had turned it off again), and B then
+    # restores A's saved "off" too: grad mode stayed off for good.
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def thread_a():
+        with tg.no_grad():
+            a_in.set()
+            assert b_in.wait(10)
+            seen["A inside"] = tg.is_grad_enabled()
+        seen["A after"] = tg.is_grad_enabled()
+        a_out.set()
+
+    def thread_b():
+        assert a_in.wait(10)
+        seen["B before"] = tg.is_grad_enabled()
+        with tg.no_grad():
+            b_in.set()
+            assert a_out.wait(10)
+            seen["B inside"] = tg.is_grad_enabled()
+        seen["B after"] = tg.is_grad_enabled()
+
+    _join(_in_thread(thread_a), _in_thread(thread_b))
+    assert seen == {"A inside": False, "B before": True, "B inside": False, "A after": True,
+                    "B after": True}
+    assert tg.is_grad_enabled()
+    x = Tensor([1.0], requires_grad=True)
+    assert (x * 2.0).requires_grad  # and this thread still builds graphs
+
+
+def test_no_grad_in_one_thread_does_not_stop_graph_building_in_another():
+    inside, built = threading.Event(), threading.Event()
+    results = {}
+
+    def evaluator():
+        with tg.no_grad():
+            inside.set()
+            assert built.wait(10)  # stay inside until the other thread has built its graph
+            results["evaluator"] = (Tensor([1.0], requires_grad=True) * 2.0).requires_grad
+
+    def trainer():
+        assert inside.wait(10)
+        x = Tensor([3.0], requires_grad=True)
+        y = (x * x).sum()
+        y.backward()
+        results["trainer"] = (y.requires_grad, x.grad.tolist())
+        built.set()
+
+    _join(_in_thread(evaluator), _in_thread(trainer))
+    assert results == {"evaluator": False, "trainer": (True, [6.0])}
 
 
 def test_integer_indexing_with_repeats_accumulates():

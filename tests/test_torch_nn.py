@@ -150,6 +150,10 @@ LAYER_CASES = [
               (3,)),
     LayerCase("Linear(3,4,bias=False) x(5,3)", lambda: nn.Linear(3, 4, bias=False),
               lambda: torch.nn.Linear(3, 4, bias=False), (5, 3)),
+    LayerCase("Linear(3,4) empty batch x(0,3)", lambda: nn.Linear(3, 4),
+              lambda: torch.nn.Linear(3, 4), (0, 3)),
+    LayerCase("Linear(3,4) empty batch x(0,5,3)", lambda: nn.Linear(3, 4),
+              lambda: torch.nn.Linear(3, 4), (0, 5, 3)),
     LayerCase("ReLU x(5,3)", nn.ReLU, torch.nn.ReLU, (5, 3)),
     LayerCase("ReLU x(2,3,4)", nn.ReLU, torch.nn.ReLU, (2, 3, 4)),
     LayerCase("Sigmoid x(5,3)", nn.Sigmoid, torch.nn.Sigmoid, (5, 3)),
@@ -166,6 +170,10 @@ LAYER_CASES = [
               (6, 3)),
     LayerCase("Sequential(Linear,BN,ReLU,Linear) eval x(6,3)", _bn_net_ours, _bn_net_theirs,
               (6, 3), training=False),
+    LayerCase("Sequential(Linear,BN,ReLU,Linear) train empty batch x(0,3)", _bn_net_ours,
+              _bn_net_theirs, (0, 3)),
+    LayerCase("Sequential(Linear,BN,ReLU,Linear) eval empty batch x(0,3)", _bn_net_ours,
+              _bn_net_theirs, (0, 3), training=False),
 ]
 
 
@@ -283,6 +291,17 @@ LOSS_CASES = [
              torch.nn.CrossEntropyLoss, F.cross_entropy, TF.cross_entropy,
              lambda r: (80 * r.standard_normal((6, 3)), np.array([0, 0, 2, 2, 1, 0])),
              target_grad=False),
+    # An empty batch: the mean over nothing is nan, the sum 0, "none" an empty loss.
+    LossCase("BCEWithLogits empty x(0,2)", nn.BCEWithLogitsLoss, torch.nn.BCEWithLogitsLoss,
+             F.binary_cross_entropy_with_logits, TF.binary_cross_entropy_with_logits,
+             lambda r: (np.zeros((0, 2)), np.zeros((0, 2)))),
+    LossCase("BCE empty p(0,2)", nn.BCELoss, torch.nn.BCELoss, F.binary_cross_entropy,
+             TF.binary_cross_entropy, lambda r: (np.zeros((0, 2)), np.zeros((0, 2)))),
+    LossCase("MSE empty x(0,2)", nn.MSELoss, torch.nn.MSELoss, F.mse_loss, TF.mse_loss,
+             lambda r: (np.zeros((0, 2)), np.zeros((0, 2)))),
+    LossCase("CrossEntropy empty x(0,3)", nn.CrossEntropyLoss, torch.nn.CrossEntropyLoss,
+             F.cross_entropy, TF.cross_entropy,
+             lambda r: (np.zeros((0, 3)), np.zeros(0, dtype=np.int64)), target_grad=False),
 ]
 REDUCTIONS = ["mean", "sum", "none"]
 
@@ -339,6 +358,9 @@ BN_CASES = [
     BNCase("track_running_stats=False x(4,3,5)", {"track_running_stats": False}, (4, 3, 5)),
     BNCase("affine=False track_running_stats=False x(8,3)",
            {"affine": False, "track_running_stats": False}, (8, 3)),
+    BNCase("empty batch x(0,3)", {}, (0, 3)),
+    BNCase("empty batch momentum=None x(0,3,4)", {"momentum": None}, (0, 3, 4)),
+    BNCase("empty length x(2,3,0)", {}, (2, 3, 0)),
 ]
 FUSED = [pytest.param(True, id="fused"), pytest.param(False, id="composed")]
 
@@ -415,6 +437,72 @@ def test_batchnorm_eval_after_training(case: BNCase, fused: bool) -> None:
     theirs.train()
     _bn_step(f"{prefix} training again", ours, theirs, _bn_batch(rng, case.shape, constant),
              rng)
+
+
+@pytest.mark.parametrize("fused", FUSED)
+@pytest.mark.parametrize("initially", [True, False], ids=["built tracking", "built not tracking"])
+def test_batchnorm_track_running_stats_changed_after_construction(initially: bool,
+                                                                  fused: bool) -> None:
+    """Flipping the flag on a built module: torch reads the flag *and* whether buffers exist."""
+    case = BNCase(f"track_running_stats={initially} then {not initially}",
+                  {"track_running_stats": initially}, (6, 3))
+    rng = _rng(case.name)
+    ours, theirs = _bn_pair(case, fused, rng)
+    prefix = f"BatchNorm1d {case.name} fused={fused}"
+    for batch in range(2):  # some statistics first, so that the buffers are not at 0 and 1
+        _bn_step(f"{prefix} before the change, batch {batch}", ours, theirs,
+                 _bn_batch(rng, case.shape), rng)
+    ours.track_running_stats = theirs.track_running_stats = not initially
+    for batch in range(2):
+        _bn_step(f"{prefix} training after the change, batch {batch}", ours, theirs,
+                 _bn_batch(rng, case.shape), rng)
+    ours.eval()
+    theirs.eval()
+    _bn_step(f"{prefix} eval after the change", ours, theirs, _bn_batch(rng, case.shape), rng)
+
+
+@pytest.mark.parametrize("fused", FUSED)
+def test_batchnorm_reset_running_stats_and_parameters(fused: bool) -> None:
+    case = BNCase("reset", {"momentum": None}, (5, 3))
+    rng = _rng(case.name)
+    ours, theirs = _bn_pair(case, fused, rng)
+    prefix = f"BatchNorm1d reset fused={fused}"
+    _bn_step(f"{prefix} training", ours, theirs, _bn_batch(rng, case.shape), rng)
+    ours.reset_running_stats()
+    theirs.reset_running_stats()
+    _check_state(f"{prefix} after reset_running_stats", ours, theirs)
+    _bn_step(f"{prefix} training after reset_running_stats", ours, theirs,
+             _bn_batch(rng, case.shape), rng)
+    ours.reset_parameters()
+    theirs.reset_parameters()
+    _check_state(f"{prefix} after reset_parameters", ours, theirs)
+    _bn_step(f"{prefix} training after reset_parameters", ours, theirs,
+             _bn_batch(rng, case.shape), rng)
+
+
+def test_load_state_dict_without_num_batches_tracked() -> None:
+    """Older PyTorch checkpoints have no num_batches_tracked: the current count is kept."""
+    rng = _rng("old checkpoint")
+    ours, theirs = _bn_net_ours().double(), _bn_net_theirs().double()
+    _copy_weights("old checkpoint", ours, theirs)
+    for _ in range(3):
+        x = rng.standard_normal((6, 3))
+        ours(Tensor(x))
+        theirs(torch.from_numpy(x))
+    old = {key: value + 0.5 for key, value in ours.state_dict().items()
+           if not key.endswith("num_batches_tracked")}
+    result_ours = ours.load_state_dict(old)
+    result_theirs = theirs.load_state_dict({k: torch.from_numpy(v) for k, v in old.items()})
+    assert list(result_ours.missing_keys) == list(result_theirs.missing_keys) == []
+    assert "1.num_batches_tracked" not in old  # the caller's dict is left as it was
+    _check_state("old checkpoint loaded", ours, theirs)
+
+    # A module whose flag was turned off keeps its buffers, and then the key is required.
+    ours[1].track_running_stats = theirs[1].track_running_stats = False
+    with pytest.raises(RuntimeError, match="num_batches_tracked"):
+        theirs.load_state_dict({k: torch.from_numpy(v) for k, v in old.items()})
+    with pytest.raises(RuntimeError, match="num_batches_tracked"):
+        ours.load_state_dict(old)
 
 
 class FunctionalBNCase(NamedTuple):

@@ -33,6 +33,9 @@ How it measures:
    step re-faults its pages depends on the heap's history rather than on the engine, and on a
    virtual machine the faults can cost as much as the arithmetic (``--malloc default`` shows
    it; the page-fault counts are printed either way). docs/performance.md has the details.
+4. Hooks: the placement step through ``Module.__call__`` (which looks for hooks) against the
+   same layers' ``forward`` called directly (`DirectForwardMLP`) — what the hook machinery
+   costs when no hook is registered — and with a training monitor attached (`MonitoredMLP`).
 
 Run it with ``python benchmarks/run.py [--quick]`` or ``tinygrad-bn bench``.
 """
@@ -67,7 +70,7 @@ except ImportError:  # pragma: no cover - Windows
     resource = None
 
 __all__ = ["Config", "CONFIGS", "TARGETS", "NumpyMLP", "TinygradMLP", "DirectForwardMLP",
-           "TorchMLP", "build_engines",
+           "MonitoredMLP", "TorchMLP", "build_engines",
            "check_agreement", "initial_state", "make_batch", "moons", "scalar_step",
            "time_interleaved", "main"]
 
@@ -285,21 +288,44 @@ class TinygradMLP(_EagerMLP):
         return self.model.state_dict()
 
 
+def _call_without_hooks(module: Any, *args: Any) -> Any:
+    """What ``module(*args)`` costs with no hook machinery: one call, then ``forward``."""
+    if isinstance(module, nn.Sequential):
+        for layer in module:
+            args = (_call_without_hooks(layer, *args),)
+        return args[0]
+    return module.forward(*args)
+
+
 class DirectForwardMLP(TinygradMLP):
-    """The tinygrad_bn step with every ``Module.__call__`` skipped: each layer's ``forward`` is
-    called directly, so no hook check runs — the step as it would cost without hooks at all."""
+    """The tinygrad_bn step with ``Module.__call__`` replaced by a plain call of ``forward``
+    (`_call_without_hooks`): the step as it would cost with no hook check at all."""
 
     name = "forward() directly"
 
     def step(self) -> float:
-        x = self.x
-        for layer in self.model:
-            x = layer.forward(x)
-        loss = self.loss_fn.forward(x, self.target)
+        loss = _call_without_hooks(self.loss_fn, _call_without_hooks(self.model, self.x),
+                                   self.target)
         loss.backward()
         self.optimizer.step()
         self.optimizer.zero_grad()
         return loss.item()
+
+
+class MonitoredMLP(TinygradMLP):
+    """The tinygrad_bn step with a `monitor.Monitor` attached, recording every 10th step."""
+
+    name = "with a Monitor (every 10)"
+
+    def __init__(self, config: Config, state: dict, x: np.ndarray, target: np.ndarray):
+        super().__init__(config, state, x, target)
+        from .monitor import Monitor  # only this engine needs it
+        self.monitor = Monitor(self.model, every=10)
+
+    def step(self) -> float:
+        loss = super().step()
+        self.monitor.step()
+        return loss
 
 
 class TorchMLP(_EagerMLP):
@@ -662,15 +688,19 @@ def _hooks_section(report: Report, plan: Plan, clock: Callable[[], float]) -> No
     _log("benchmark: placement step with and without Module.__call__ …")
     config = CONFIGS[0]
     state, (x, target) = initial_state(config), make_batch(config)
-    engines = [TinygradMLP(config, state, x, target), DirectForwardMLP(config, state, x, target)]
+    engines = [TinygradMLP(config, state, x, target), DirectForwardMLP(config, state, x, target),
+               MonitoredMLP(config, state, x, target)]
+    # The monitor only watches: after a step its model must equal numpy's like the others.
     check_agreement(engines + [NumpyMLP(config, state, x, target)])
     timings = time_interleaved(engines, plan, clock)
-    ratio = timings["tinygrad_bn"].median / timings["forward() directly"].median
+    base = timings["tinygrad_bn"].median
+    ratio = base / timings["forward() directly"].median
     report.results.append((TARGETS["hooks"], ratio))
     report.add("", "Hooks cost nothing unregistered: the placement step through Module.__call__ "
-                   "(which checks for hooks) against the same layers' forward() called directly:",
-               _table([[name, _timing_cell(timings[name])] for name in timings],
-                      ["placement step", "time"]))
+                   "(which checks for hooks) against the same layers' forward() called directly, "
+                   "and with a training monitor attached:",
+               _table([[name, _timing_cell(timings[name]), f"{timings[name].median / base:.2f}×"]
+                       for name in timings], ["placement step", "time", "/ tinygrad_bn"]))
 
 
 def _scalar_section(report: Report, plan: Plan, clock_name: str) -> None:

@@ -18,6 +18,7 @@ Read next: ops.py (the primitive ops), then tensor.py (the Tensor they build).
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import Any, Iterator
 
 import numpy as np
@@ -25,40 +26,50 @@ import numpy as np
 __all__ = ["Context", "Function", "no_grad", "is_grad_enabled"]
 
 
-class _GradMode:
-    # A plain object rather than a bare global so that no_grad can flip it without `global`.
+class _GradMode(threading.local):
+    # Per thread, as in PyTorch: a no_grad in one thread must not stop graph building in
+    # another. Each thread starts from the class attribute, True; setting it is thread-local.
     enabled = True
 
 
+_grad_mode = _GradMode()
+
+
 def is_grad_enabled() -> bool:
-    """True unless inside a ``no_grad()`` block."""
-    return _GradMode.enabled
+    """True unless inside a ``no_grad()`` block (of this thread: grad mode is per thread)."""
+    return _grad_mode.enabled
 
 
 @contextlib.contextmanager
 def no_grad() -> Iterator[None]:
     """Context manager: operations inside record no graph (evaluation, optimizer updates).
 
+    It applies to the calling thread only, as in PyTorch; other threads keep building graphs.
+
     Example:
         >>> with no_grad():
         ...     prediction = model(x)      # no graph is built, nothing to backprop
     """
-    previous = _GradMode.enabled
-    _GradMode.enabled = False
+    previous = _grad_mode.enabled
+    _grad_mode.enabled = False
     try:
         yield
     finally:
-        _GradMode.enabled = previous
+        _grad_mode.enabled = previous
 
 
 class Context:
     """What a Function's forward leaves for its backward.
 
-    ``save_for_backward(*arrays)`` stores arrays, read back as ``saved_tensors``;
+    ``save_for_backward(*arrays)`` stores arrays, read back as ``saved_tensors`` (the arrays
+    themselves, not copies: `Function.apply` records the inputs' versions in ``input_versions``
+    so that backward can refuse arrays changed in place since);
     ``needs_input_grad`` tells forward and backward which inputs want a gradient, so they may
     skip work; ``function`` is the Function class itself (how backward finds its rule);
     any other attribute (an axis, a shape) can be set freely.
     """
+
+    input_versions: list = []  # set by Function.apply on recorded nodes that save arrays
 
     def __init__(self, function: type | None = None, needs_input_grad: tuple = ()) -> None:
         self.function = function
@@ -103,11 +114,15 @@ class Function:
         tensors = tuple([x if isinstance(x, Tensor) else Tensor(x) for x in inputs])
         needs_input_grad = tuple([t.requires_grad for t in tensors])
         ctx = Context(cls, needs_input_grad)
-        data = cls.forward(ctx, *[t.data for t in tensors], **options)
+        data = cls.forward(ctx, *[t._data for t in tensors], **options)
         if type(data) is not np.ndarray:
             data = np.asarray(data)  # numpy turns 0-d results into scalars; keep arrays
-        if not (_GradMode.enabled and any(needs_input_grad)):
+        if not (_grad_mode.enabled and any(needs_input_grad)):
             return Tensor._make(data, False)
+        if ctx.saved_tensors:
+            # The inputs' version counters now: backward compares them before using the saved
+            # arrays, to refuse arrays changed in place since (tensor.py, `data`).
+            ctx.input_versions = [t._version for t in tensors]
         # The new node: its parents are the inputs, and backward finds its rule through the
         # context (node → ctx → ctx.function.backward).
         return Tensor._make(data, True, ctx, tensors, cls.__name__)

@@ -320,7 +320,8 @@ class Max(Function):
     @staticmethod
     def backward(ctx: Context, g: np.ndarray) -> tuple:
         x, y = ctx.saved_tensors
-        is_max = x == y
+        # The mask in x's dtype: a bool mask divided by its count would be float64.
+        is_max = (x == y).astype(x.dtype)
         share = is_max / is_max.sum(axis=ctx.axis, keepdims=True)
         return (g.reshape(y.shape) * share,)
 

@@ -11,6 +11,11 @@ How a backward pass runs (``loss.backward()`` below):
    to their ``.grad``; every other node keeps the gradient of this pass in its ``.grad`` too, so
    a drawing of the graph can show it.
 
+A backward rule needs the arrays its forward saw. Each tensor counts its in-place changes in
+``_version`` (assigning ``.data`` is one, ``t.data += 1`` and an optimizer step included), and
+backward refuses to use an array that changed since the forward (docs/autodiff.md, "In-place
+changes and the version counter").
+
 Python numbers mixed with tensors are "weak" scalars, as in numpy 2 and PyTorch: a float32
 tensor times 2.0 stays float32. Data types otherwise follow numpy's promotion rules.
 
@@ -29,7 +34,7 @@ from .graph import topological_order
 from .hooks import RemovableHandle
 from .random import generator
 
-__all__ = ["Tensor"]
+__all__ = ["Tensor", "increment_version"]
 
 ShapeLike = Union[int, Sequence[int]]
 Axis = Union[int, Sequence[int], None]
@@ -71,6 +76,39 @@ def _axes(axis: Axis, ndim: int) -> tuple | None:
     return tuple(sorted(normalised))
 
 
+def increment_version(tensor: Tensor) -> None:
+    """Record an in-place change of ``tensor.data`` made without assigning it (e.g.
+    ``tensor.data[...] = values``), so that a backward pass needing the old values refuses to
+    run. The library calls it wherever it writes into an array in place; assigning
+    ``tensor.data`` (also with ``+=``) counts by itself.
+    """
+    tensor._version += 1
+
+
+def _check_saved_arrays(node: Tensor) -> None:
+    """Raise RuntimeError if an array that ``node``'s op saved for backward changed in place.
+
+    Called only when the version of an input or of the output moved since the forward pass
+    (backward compares those integers first). A tensor whose array was *replaced* (``t.data =
+    new``) is fine: the op kept the old array, which nobody changed.
+    """
+    ctx = node._ctx
+    saved = [a for a in ctx.saved_tensors if isinstance(a, np.ndarray)]
+    checks = [(f"input {i}", parent, expected)
+              for i, (parent, expected) in enumerate(zip(node.parents, ctx.input_versions))]
+    for role, tensor, expected in checks + [("the output", node, 0)]:
+        if tensor._version == expected:
+            continue
+        if any(np.may_share_memory(tensor._data, array) for array in saved):
+            raise RuntimeError(
+                f"one of the variables needed for gradient computation has been modified by an "
+                f"inplace operation: {role} of {node.op}, a {tensor.dtype} tensor of shape "
+                f"{tensor.shape}, is at version {tensor._version}; expected version {expected} "
+                f"instead. {node.op}'s backward needs the values the forward pass saw: change "
+                "tensors after backward() (optimizer.step() after loss.backward()), or run the "
+                "forward pass again.")
+
+
 class Tensor:
     """An n-dimensional array in a computation graph.
 
@@ -93,8 +131,9 @@ class Tensor:
     # until `register_hook` is called, so backward pays one attribute test per node for hooks.
     # __slots__ rather than a per-object __dict__: a step creates a few dozen tensors, and slots
     # make each one smaller and its attributes quicker to reach.
-    __slots__ = ("data", "grad", "requires_grad", "op", "parents", "_ctx", "_module_call",
-                 "_backward_hooks", "__weakref__")
+    # `_data` is the array behind the `data` property; `_version` counts its in-place changes.
+    __slots__ = ("_data", "grad", "requires_grad", "op", "parents", "_ctx", "_module_call",
+                 "_version", "_backward_hooks", "__weakref__")
     # Tell numpy to leave `array * tensor` to Tensor.__rmul__ instead of looping over elements.
     __array_ufunc__ = None
 
@@ -103,7 +142,8 @@ class Tensor:
         if requires_grad and array.dtype.kind != "f":
             raise RuntimeError("only tensors of floating point dtype can require gradients, "
                                f"got {array.dtype}")
-        self.data: np.ndarray = array
+        self._data: np.ndarray = array
+        self._version: int = 0     # in-place changes of the data so far (see `data`)
         self.grad: np.ndarray | None = None
         self.requires_grad: bool = bool(requires_grad)
         self.op: str = ""          # name of the Function that made this tensor ("" for a leaf)
@@ -117,7 +157,7 @@ class Tensor:
               parents: tuple = (), op: str = "") -> Tensor:
         """Wrap an op's result without copying or checking it (the hot path of every op)."""
         out = object.__new__(Tensor)
-        out.data, out.grad, out.requires_grad = data, None, requires_grad
+        out._data, out.grad, out.requires_grad, out._version = data, None, requires_grad, 0
         out.op, out.parents, out._ctx, out._module_call = op, parents, ctx, None
         out._backward_hooks = None
         return out
@@ -125,16 +165,29 @@ class Tensor:
     # --- attributes -----------------------------------------------------------------------
 
     @property
+    def data(self) -> np.ndarray:
+        """The values, a numpy array (shared, not copied)."""
+        return self._data
+
+    @data.setter
+    def data(self, array: np.ndarray) -> None:
+        # Every assignment counts as an in-place change, including `t.data += 1` and an
+        # optimizer's `p.data -= lr * g` (Python assigns the result back), so that backward can
+        # tell that an array it saved is no longer what the forward pass saw.
+        self._data = array
+        self._version += 1
+
+    @property
     def shape(self) -> tuple:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def is_leaf(self) -> bool:
@@ -231,9 +284,14 @@ class Tensor:
                 node.grad = g if node.grad is None else np.asarray(node.grad + g)
                 continue
             node.grad = g
+            if ctx.saved_tensors and (node._version or ctx.input_versions != [
+                    parent._version for parent in node.parents]):
+                _check_saved_arrays(node)  # something changed in place: was it saved?
             for parent, grad in zip(node.parents, ctx.function.backward(ctx, g)):
                 if grad is None or not parent.requires_grad:
                     continue
+                if grad.dtype != parent._data.dtype:  # a mixed-dtype op, e.g. float32 · float64:
+                    grad = grad.astype(parent._data.dtype)  # as in PyTorch, ∂L/∂x has x's dtype
                 # The chain rule across paths: contributions from several consumers add up.
                 grads[parent] = grads[parent] + grad if parent in grads else grad
 
@@ -281,8 +339,8 @@ class Tensor:
         if isinstance(other, Tensor):
             return other
         if isinstance(other, numbers.Real) and not isinstance(other, bool):
-            if self.data.dtype.kind == "f" or isinstance(other, numbers.Integral):
-                return Tensor._make(np.asarray(other, dtype=self.data.dtype), False)
+            if self._data.dtype.kind == "f" or isinstance(other, numbers.Integral):
+                return Tensor._make(np.asarray(other, dtype=self._data.dtype), False)
             return Tensor._make(np.asarray(other), False)  # int tensor ⊗ float: numpy's float64
         return Tensor(other)
 
@@ -377,8 +435,12 @@ class Tensor:
         return int(np.prod([self.shape[a] for a in axes]))
 
     def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
-        """mean(x) = Σ x / n — a composite op: its gradient, g / n, comes from Sum and Mul."""
-        return self.sum(axis, keepdims) * (1.0 / self._count(axis))
+        """mean(x) = Σ x / n — a composite op: its gradient, g / n, comes from Sum and Mul.
+
+        The mean of nothing (n = 0) is nan, as in PyTorch and numpy.
+        """
+        count = self._count(axis)
+        return self.sum(axis, keepdims) * (1.0 / count if count else float("nan"))
 
     def var(self, axis: Axis = None, keepdims: bool = False, correction: int = 1) -> Tensor:
         """var(x) = Σ (x − mean x)² / (n − correction);  correction=1 is the unbiased estimate.
@@ -386,7 +448,9 @@ class Tensor:
         A composite op (mean, subtract, square, sum), so its graph shows each step.
         """
         centred = self - self.mean(axis, keepdims=True)
-        return (centred * centred).sum(axis, keepdims) / float(self._count(axis) - correction)
+        # PyTorch divides by max(0, n − correction): inf or nan (with a warning) when n ≤ correction.
+        divisor = float(max(self._count(axis) - correction, 0))
+        return (centred * centred).sum(axis, keepdims) / divisor
 
     def log_softmax(self, axis: int = -1) -> Tensor:
         return ops.LogSoftmax.apply(self, axis=_axes(axis, self.ndim)[0])

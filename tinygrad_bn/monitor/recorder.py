@@ -30,7 +30,8 @@ passes (``eval()`` or ``no_grad``) are ignored. What is recorded, per record:
 
 Standard deviations are the population ones (divide by n); percentiles interpolate linearly
 (numpy's default). Recording only reads: the hooks return nothing and copy what they keep, so
-training with a monitor gives exactly the same parameters as without.
+training with a monitor gives exactly the same parameters as without. Between recorded steps
+only one hook stays on the model (the one that opens a record), so they run at full speed.
 
 Read next: plots.py (the figures) and report.py (the page the CLI writes).
 """
@@ -115,7 +116,9 @@ class Recording:
         for group in ("layers", "params", "batchnorm"):
             for name, stats in getattr(self, group).items():
                 for stat, values in stats.items():
-                    arrays[f"{group}/{name}/{stat}"] = np.asarray(values, dtype=np.float64)
+                    # Samples are only drawn as histograms: float32 halves the file.
+                    dtype = np.float32 if stat.endswith("sample") else np.float64
+                    arrays[f"{group}/{name}/{stat}"] = np.asarray(values, dtype=dtype)
         return arrays
 
     def save(self, directory: str | os.PathLike) -> Path:
@@ -171,17 +174,19 @@ class Monitor:
         title: a label for the plots.
     """
 
-    def __init__(self, model: Module | None = None, every: int = 10, sample: int = 1024,
+    def __init__(self, model: Module | None = None, every: int = 10, sample: int = 512,
                  title: str = "") -> None:
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be a positive integer, got {every!r}")
         self.every, self.sample = every, sample
         self.recording = Recording(every, title)
         self.model: Module | None = None
-        self._handles: list = []
+        self._handles: list = []            # the model's pre-hook, while attached
+        self._forward_handles: list = []    # the layers' hooks, during a recorded forward
+        self._backward_handles: list = []   # the parameters' hooks, until step()
+        self._layers: list = []             # (name, leaf module) pairs
         self._step = 0
         self._open = False          # a record is being filled during this step
-        self._in_forward = False    # inside the training forward pass being recorded
         self._before: dict = {}     # parameter values at the recorded forward pass
         if model is not None:
             self.attach(model)
@@ -189,34 +194,36 @@ class Monitor:
     # --- attaching ------------------------------------------------------------------------
 
     def attach(self, model: Module) -> Monitor:
-        """Register the hooks on ``model`` (its leaf layers, its parameters); returns self."""
+        """Watch ``model`` (its leaf layers and its parameters); returns self.
+
+        Only a forward pre-hook on the model stays registered. On a step to be recorded it
+        registers the other hooks for the forward pass (layers), the backward pass (parameters)
+        and takes them out again, so the steps in between run with a single hook call.
+        """
         if self.model is not None:
             raise RuntimeError("this Monitor is already attached; detach() it first")
         self.model = model
-        self._handles.append(model.register_forward_pre_hook(self._open_record))
+        self._layers = []
         for name, module in model.named_modules():
             if any(True for _ in module.children()):
                 continue  # containers: their leaves are watched
             name = name or type(module).__name__
+            self._layers.append((name, module))
             self.recording.types[name] = type(module).__name__
             self.recording.kinds[name] = activation_kind(module)
             self.recording.layers[name] = {}
             if isinstance(module, BatchNorm1d):
                 self.recording.batchnorm[name] = {}
-            self._handles.append(module.register_forward_hook(self._layer_hook(name)))
-        for name, param in model.named_parameters():
+        for name, _ in model.named_parameters():
             self.recording.params[name] = {}
-            if param.requires_grad:
-                self._handles.append(param.register_hook(self._param_hook(name)))
-        # Registered last, so it runs after every layer's hook when the model is a leaf itself.
-        self._handles.append(model.register_forward_hook(self._close_forward))
+        self._handles.append(model.register_forward_pre_hook(self._open_record))
         return self
 
     def detach(self) -> None:
         """Remove every hook; the recording stays."""
-        for handle in self._handles:
+        for handle in self._handles + self._forward_handles + self._backward_handles:
             handle.remove()
-        self._handles.clear()
+        self._handles, self._forward_handles, self._backward_handles = [], [], []
         self.model = None
 
     # --- the step -------------------------------------------------------------------------
@@ -229,6 +236,9 @@ class Monitor:
                 norm = np.linalg.norm(before) if before is not None else 0.0
                 ratio = np.linalg.norm(param.data - before) / norm if norm > 0 else np.nan
                 self.recording.params[name]["update_data"][-1] = ratio
+            for handle in self._backward_handles:
+                handle.remove()
+            self._backward_handles = []
             self._before = {}
             self._open = False
         self._step += 1
@@ -236,7 +246,7 @@ class Monitor:
     def _open_record(self, model: Module, args: tuple) -> None:
         if self._open or self._step % self.every or not (model.training and is_grad_enabled()):
             return
-        self._open = self._in_forward = True
+        self._open = True
         self.recording.steps.append(self._step)
         for name, stats in self.recording.layers.items():
             _new_row(stats, LAYER_STATS)
@@ -247,9 +257,18 @@ class Monitor:
             _new_row(stats, PARAM_STATS)
             stats["data_std"][-1] = float(np.std(param.data, dtype=np.float64))
             self._before[name] = param.data.astype(np.float64)   # a copy, before the update
+            if param.requires_grad:
+                self._backward_handles.append(param.register_hook(self._param_hook(name)))
+        # For this forward pass only: the layers' hooks, then the one that removes them (after
+        # every layer's hook, also when the model is a single layer).
+        self._forward_handles = [module.register_forward_hook(self._layer_hook(name))
+                                 for name, module in self._layers]
+        self._forward_handles.append(model.register_forward_hook(self._close_forward))
 
     def _close_forward(self, model: Module, args: tuple, output: Any) -> None:
-        self._in_forward = False
+        for handle in self._forward_handles:
+            handle.remove()
+        self._forward_handles = []
 
     # --- the hooks ------------------------------------------------------------------------
 
@@ -261,7 +280,7 @@ class Monitor:
 
     def _layer_hook(self, name: str) -> Any:
         def record(module: Module, args: tuple, output: Any) -> None:
-            if not self._in_forward or not isinstance(output, Tensor):
+            if not isinstance(output, Tensor):
                 return
             stats, kind = self.recording.layers[name], self.recording.kinds[name]
             values = output.data.astype(np.float64)
@@ -306,8 +325,6 @@ class Monitor:
 
     def _param_hook(self, name: str) -> Any:
         def record_grad(grad: np.ndarray) -> None:
-            if not self._open:
-                return
             stats = self.recording.params[name]
             grad_std = float(np.std(grad.astype(np.float64)))
             stats["grad_std"][-1] = grad_std

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..tensor import Tensor
+from ..tensor import Tensor, increment_version
 from . import functional as F
 from .module import Module, Parameter
 
@@ -47,11 +47,13 @@ class BatchNorm1d(Module):
             or None for a cumulative average.
         affine: learn γ (``weight``, alias ``gamma``) and β (``bias``, alias ``beta``).
         track_running_stats: keep running estimates; without them evaluation also uses batch
-            statistics.
+            statistics. Set to False *after* construction, as in PyTorch, training leaves the
+            buffers alone and evaluation keeps using them.
         fused: keyword-only. True runs one op with the closed-form backward (fast); False builds
             the normalisation from primitive ops so a rendered graph shows every step.
 
-    Shape: (N, C) or (N, C, L) → same shape.
+    Shape: (N, C) or (N, C, L) → same shape. An empty batch gives an empty output and leaves
+    the running estimates as they were (num_batches_tracked still counts it, as in PyTorch).
 
     Example:
         >>> bn = BatchNorm1d(2)
@@ -103,6 +105,30 @@ class BatchNorm1d(Module):
     def beta(self, value: Parameter) -> None:
         self.bias = value
 
+    def reset_running_stats(self) -> None:
+        """Running mean 0, running variance 1, num_batches_tracked 0 (in place), as PyTorch."""
+        if self.track_running_stats and self.running_mean is not None:
+            for buffer, value in ((self.running_mean, 0.0), (self.running_var, 1.0),
+                                  (self.num_batches_tracked, 0)):
+                buffer.data.fill(value)
+                increment_version(buffer)
+
+    def reset_parameters(self) -> None:
+        """`reset_running_stats`, and γ = 1, β = 0 (in place), as at construction."""
+        self.reset_running_stats()
+        if self.affine:
+            for param, value in ((self.weight, 1.0), (self.bias, 0.0)):
+                param.data.fill(value)
+                increment_version(param)
+
+    def _complete_state_dict(self, state_dict: dict, prefix: str) -> None:
+        # Checkpoints from PyTorch before 0.4.1 have no num_batches_tracked; like PyTorch, loading
+        # one keeps the module's current count.
+        key = prefix + "num_batches_tracked"
+        if self.track_running_stats and self.num_batches_tracked is not None \
+                and key not in state_dict:
+            state_dict[key] = self.num_batches_tracked.data.copy()
+
     def forward(self, input: Tensor) -> Tensor:
         if input.ndim not in (2, 3):
             raise ValueError(f"BatchNorm1d expects a 2-D (N, C) or 3-D (N, C, L) input, got "
@@ -110,16 +136,20 @@ class BatchNorm1d(Module):
         if input.shape[1] != self.num_features:
             raise ValueError(f"BatchNorm1d({self.num_features}) got an input of shape "
                              f"{input.shape}: expected {self.num_features} features on axis 1")
-        use_batch_stats = self.training or not self.track_running_stats
+        # As PyTorch decides, reading the flag *and* the buffers, so that changing
+        # `track_running_stats` after construction behaves as there: training then neither
+        # updates nor counts, and evaluation still normalises with the buffers it has.
         momentum = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats:
-            if input.data.size // self.num_features > 1:  # otherwise batch_norm raises below
+        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
+            if input.data.size // self.num_features != 1:  # otherwise batch_norm raises below
                 self.num_batches_tracked.data += 1
             if self.momentum is None:  # cumulative moving average
                 momentum = 1.0 / max(int(self.num_batches_tracked.data), 1)
-        # Without tracked statistics the buffers are None and batch statistics are always used.
-        return F.batch_norm(input, self.running_mean, self.running_var, self.weight, self.bias,
-                            use_batch_stats, momentum, self.eps, fused=self.fused)
+        use_batch_stats = self.training or self.running_mean is None or self.running_var is None
+        pass_buffers = not self.training or self.track_running_stats
+        return F.batch_norm(input, self.running_mean if pass_buffers else None,
+                            self.running_var if pass_buffers else None, self.weight,
+                            self.bias, use_batch_stats, momentum, self.eps, fused=self.fused)
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "

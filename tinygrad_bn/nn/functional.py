@@ -18,7 +18,7 @@ import numpy as np
 from ..function import Context, Function
 from ..ops import stable_log_softmax
 from ..random import generator
-from ..tensor import Tensor
+from ..tensor import Tensor, increment_version
 
 __all__ = [
     "linear", "batch_norm", "relu", "sigmoid", "tanh", "dropout",
@@ -191,7 +191,11 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
         return _normalize_composed(input, weight, bias, mean, var, eps, shape)
 
     n = input.data.size // channels
-    if n <= 1:
+    if n == 0:  # an empty batch: empty output, nothing to learn from, as in PyTorch
+        zero = Tensor._make(np.zeros(shape, input.dtype), False)
+        one = Tensor._make(np.ones(shape, input.dtype), False)
+        return _normalize_composed(input, weight, bias, zero, one, eps, shape)
+    if n == 1:
         raise ValueError(f"Expected more than 1 value per channel when training, got input "
                          f"of shape {input.shape}")
     track = running_mean is not None and running_var is not None
@@ -199,18 +203,22 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
         dtype = input.dtype if input.dtype.kind == "f" else np.float64
         gamma = weight if weight is not None else Tensor._make(np.ones(channels, dtype), False)
         beta = bias if bias is not None else Tensor._make(np.zeros(channels, dtype), False)
-        return BatchNormFunction.apply(
+        out = BatchNormFunction.apply(
             input, gamma, beta, eps=eps, axes=axes, momentum=momentum,
             running_mean=running_mean.data if track else None,
             running_var=running_var.data if track else None)
-
-    mean = input.mean(axes, keepdims=True)                  # μ_B
-    centred = input - mean                                  # x − μ_B
-    var = (centred * centred).mean(axes, keepdims=True)     # σ²_B, biased
-    if track:
-        update_running_stats(running_mean.data, running_var.data, mean.data, var.data, n,
-                             momentum)
-    return _normalize_composed(input, weight, bias, mean, var, eps, shape)
+    else:
+        mean = input.mean(axes, keepdims=True)                  # μ_B
+        centred = input - mean                                  # x − μ_B
+        var = (centred * centred).mean(axes, keepdims=True)     # σ²_B, biased
+        if track:
+            update_running_stats(running_mean.data, running_var.data, mean.data, var.data, n,
+                                 momentum)
+        out = _normalize_composed(input, weight, bias, mean, var, eps, shape)
+    if track:  # the buffers were updated in place
+        increment_version(running_mean)
+        increment_version(running_var)
+    return out
 
 
 # --- activations and dropout --------------------------------------------------------------------
@@ -274,8 +282,8 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
 
 def _reduce_array(loss: np.ndarray, reduction: str) -> np.ndarray:
     # Σ/n rather than loss.mean(): the same sum, without numpy's Python-level wrapper.
-    if reduction == "mean":
-        return loss.sum() / loss.size
+    if reduction == "mean":  # the mean of nothing is nan, as in PyTorch
+        return loss.sum() / loss.size if loss.size else np.full((), np.nan, loss.dtype)
     if reduction == "sum":
         return loss.sum()
     return loss
@@ -283,7 +291,8 @@ def _reduce_array(loss: np.ndarray, reduction: str) -> np.ndarray:
 
 def _reduction_scale(g: np.ndarray, size: int, reduction: str) -> Any:
     """∂L/∂(elementwise loss): g/n for a mean, g for a sum or no reduction."""
-    return g / size if reduction == "mean" else g
+    # max(size, 1): an empty input has an empty gradient, whatever the scale.
+    return g / max(size, 1) if reduction == "mean" else g
 
 
 class BCEWithLogitsFunction(Function):

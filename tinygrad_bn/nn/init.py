@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..random import generator
-from ..tensor import Tensor
+from ..tensor import Tensor, increment_version
 
 __all__ = ["calculate_gain", "uniform_", "normal_", "constant_", "zeros_", "ones_",
            "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_",
@@ -90,10 +90,12 @@ def _fan(tensor: Tensor, mode: str) -> int:
 
 
 def _fill(tensor: Tensor, values: Any) -> Tensor:
-    """Write ``values`` into the tensor's own array (in place, keeping its dtype)."""
+    """Write ``values`` into the tensor's own array (in place, keeping its dtype), and count
+    the change, so that a backward pass that saved the old values refuses to run."""
     if not isinstance(tensor, Tensor):
         raise TypeError(f"nn.init works on Tensors and Parameters, got {type(tensor).__name__}")
     tensor.data[...] = values
+    increment_version(tensor)
     return tensor
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..function import is_grad_enabled
 from ..hooks import RemovableHandle
-from ..tensor import Tensor
+from ..tensor import Tensor, increment_version
 from .hooks import BackwardHook
 
 __all__ = ["Module", "Parameter"]
@@ -294,6 +294,9 @@ class Module:
         unless the whole state fits. Returns (missing_keys, unexpected_keys).
         """
         own = dict(self._state_items())
+        state_dict = dict(state_dict)  # a copy: modules may add entries that old files lack
+        for module_name, module in self.named_modules():
+            module._complete_state_dict(state_dict, f"{module_name}." if module_name else "")
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         problems = []
@@ -317,7 +320,13 @@ class Module:
             if key in state_dict:
                 value = state_dict[key]
                 tensor.data[...] = value.data if isinstance(value, Tensor) else value
+                increment_version(tensor)  # a graph built before must not use the old values
         return IncompatibleKeys(missing, unexpected)
+
+    def _complete_state_dict(self, state_dict: dict, prefix: str) -> None:
+        """Fill in, in ``state_dict``, entries this module can do without (keys start with
+        ``prefix``). Called by `load_state_dict` before it checks the keys; nothing by default.
+        """
 
     def to(self, dtype: Any) -> Module:
         """Convert floating parameters and buffers to ``dtype`` (e.g. np.float64); returns self."""
