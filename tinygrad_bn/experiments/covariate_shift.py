@@ -32,7 +32,7 @@ import numpy as np
 
 from ..function import no_grad
 from ..nn import functional as F
-from ..tensor import Tensor
+from ..tensor import Tensor, increment_version
 from .datasets import spirals_task
 from .report import (ExperimentResult, Progress, Table, choose_setup, mean_pm, run_plan,
                      unit_trace)
@@ -92,6 +92,7 @@ class Recorder:
             for multiple in STEP_MULTIPLES:
                 for p, w, g in zip(params, weights, grads):
                     p.data[...] = w - multiple * self.lr * g
+                    increment_version(p)
                 if multiple == 1.0:
                     moved = F.cross_entropy(model(Tensor(X)), y)
                     model.zero_grad()
@@ -103,6 +104,7 @@ class Recorder:
                 losses.append(moved.item())
             for p, w, g in zip(params, weights, grads):
                 p.data[...] = w
+                increment_version(p)
                 p.grad = g
         flat = np.concatenate([g.ravel() for g in grads])
         change = float(np.linalg.norm(moved_grad - flat) / max(np.linalg.norm(flat), 1e-30))

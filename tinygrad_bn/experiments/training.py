@@ -42,7 +42,7 @@ from ..loader import DataLoader, TensorDataset
 from ..metrics import accuracy
 from ..nn import functional as F
 from ..random import manual_seed
-from ..tensor import Tensor
+from ..tensor import Tensor, increment_version
 from .datasets import Task
 
 __all__ = ["NetSpec", "Tap", "ShiftNoise", "Run", "build_network", "evaluate", "train_network",
@@ -149,6 +149,7 @@ def untouched(model: Any) -> Iterator[None]:
     finally:
         for buffer, data in saved:
             buffer.data[...] = data
+            increment_version(buffer)
         for m in noise:
             m.hold = False
 
