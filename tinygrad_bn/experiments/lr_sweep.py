@@ -71,7 +71,7 @@ def run(quick: bool = False, seeds: int | None = None, progress: Progress | None
         "data": "; ".join(t.description for t in tasks),
         "network": VARIANTS["BN"].describe() + " (plain: Linear with bias → ReLU)",
         "training": f"plain SGD, batch {setup['batch_size']}, cross-entropy, steps "
-                    + ", ".join(f"{k} {v}" for k, v in setup["steps"].items()),
+                    + ", ".join(f"{t.name} {setup['steps'][t.name]}" for t in tasks),
         "learning rates": ", ".join(format_value(v) for v in lrs),
         "seeds": f"0 to {seeds - 1}",
     }

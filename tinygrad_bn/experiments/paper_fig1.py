@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 import time
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -37,8 +36,7 @@ from .. import nn
 from ..function import no_grad
 from ..tensor import Tensor
 from .datasets import Task, load_task
-from .report import (ExperimentResult, Progress, Table, choose_setup, mean_pm, run_plan,
-                     unit_trace)
+from .report import ExperimentResult, Progress, Table, choose_setup, mean_pm, unit_trace
 from .training import NetSpec, Run, train_network, untouched
 
 __all__ = ["NAME", "SUMMARY", "OPTIONS", "DATASETS", "run", "plot", "SigmoidInput"]
@@ -59,7 +57,10 @@ TARGETS = {"digits": 0.95, "mnist": 0.95, "fashion-mnist": 0.85}
 FULL = {"steps": 50000, "lr": 0.5, "init_std": 0.01, "batch_size": 60, "probe_rows": 1000,
         "probe_every": 100, "eval_every": {"digits": 100, "fashion-mnist": 500, "mnist": 500},
         "table_steps": (0, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 30000, 40000, 50000)}
+# Quick: a few hundred steps, and at most 6 000 training images, because every evaluation
+# runs the network over the whole training set (the test set is kept whole).
 QUICK = {"steps": 300, "lr": 0.5, "init_std": 0.01, "batch_size": 60, "probe_rows": 300,
+         "train_rows": 6000,
          "probe_every": 10, "eval_every": {"digits": 50, "fashion-mnist": 50, "mnist": 50},
          "table_steps": (0, 100, 200, 300)}
 PROGRESS_CHUNKS = 20   # progress reports per training run
@@ -107,7 +108,6 @@ def _train_arm(task: Task, spec: NetSpec, seed: int, setup: dict, probe_X: np.nd
     recorder = SigmoidInput(probe_X)
     # The hook goes on when the first step calls back (train_network builds the network).
     handle = None
-    chunk = max(1, setup["steps"] // PROGRESS_CHUNKS)
 
     def on_step(step: int, model: nn.Module, *_: Any) -> None:
         nonlocal handle
@@ -115,7 +115,7 @@ def _train_arm(task: Task, spec: NetSpec, seed: int, setup: dict, probe_X: np.nd
             handle = last_sigmoid(model).register_forward_hook(recorder)
         if (step - 1) % setup["probe_every"] == 0:
             recorder.measure(model, step - 1)   # runs before update `step` is applied
-        if progress is not None and (step - 1) % chunk == 0:
+        if progress is not None:
             progress(step - 1)
 
     run = train_network(task, spec, lr=setup["lr"], steps=setup["steps"], seed=seed,
@@ -129,8 +129,10 @@ def _train_arm(task: Task, spec: NetSpec, seed: int, setup: dict, probe_X: np.nd
 
 
 def _late_start(recorder: SigmoidInput, steps: int) -> int:
-    """The index of the first record at or after a tenth of the run."""
-    return next(i for i, s in enumerate(recorder.steps) if s >= steps // 10)
+    """The index of the first record at or after a tenth of the run (the last record if a
+    diverged run stopped before)."""
+    later = [i for i, s in enumerate(recorder.steps) if s >= steps // 10]
+    return later[0] if later else len(recorder.steps) - 1
 
 
 def _spread_summary(run: Run, recorder: SigmoidInput, target: float) -> dict:
@@ -192,24 +194,21 @@ def run(quick: bool = False, seeds: int | None = None, progress: Progress | None
     base, seeds = choose_setup(quick, seeds, QUICK, FULL, DEFAULT_SEEDS)
     setup = _settings(base, dataset, steps, lr, init_std)
     task = load_task(setup["dataset"])
+    if len(task.X_train) > setup.get("train_rows", len(task.X_train)):
+        task = task.subset(setup["train_rows"])
     target = TARGETS[task.name]
     rows = min(setup["probe_rows"], len(task.X_train))
     probe_X = task.X_train[np.random.default_rng(0).permutation(len(task.X_train))[:rows]]
     specs = {arm: NetSpec(hidden=(100, 100, 100), activation="sigmoid",
                           batch_norm=arm == "BN", init_std=setup["init_std"]) for arm in ARMS}
 
-    plan = []
+    outcome: dict = {arm: [] for arm in ARMS}
     for seed in range(seeds):
         for arm, spec in specs.items():
-            label = f"{task.name}: {ARMS[arm]}, seed {seed}"
-            report = _chunk_reporter(progress, len(plan), seeds * len(ARMS), setup["steps"],
-                                     label)
-            plan.append((label, partial(_train_arm, task, spec, seed, setup, probe_X, report)))
-    results = iter(run_plan(plan, None))
-    outcome: dict = {arm: [] for arm in ARMS}
-    for _ in range(seeds):
-        for arm in ARMS:
-            outcome[arm].append(next(results))
+            report = _chunk_reporter(progress, seed * len(ARMS) + list(ARMS).index(arm),
+                                     seeds * len(ARMS), setup["steps"],
+                                     f"{task.name}: {ARMS[arm]}, seed {seed}")
+            outcome[arm].append(_train_arm(task, spec, seed, setup, probe_X, report))
     if progress is not None:
         total = seeds * len(ARMS) * PROGRESS_CHUNKS
         progress(total, total, "")
@@ -248,13 +247,15 @@ def run(quick: bool = False, seeds: int | None = None, progress: Progress | None
 
 def _chunk_reporter(progress: Progress | None, run_index: int, runs: int, steps: int,
                     label: str) -> Any:
-    """A callback that turns a run's step into progress(done, total, label) calls, in chunks
-    of 1/PROGRESS_CHUNKS of a run (one line per chunk in a log)."""
+    """A callback, called with each step, that reports progress(done, total, label) once per
+    1/PROGRESS_CHUNKS of a run (one line per chunk in a log)."""
     if progress is None:
         return None
     chunk = max(1, steps // PROGRESS_CHUNKS)
 
     def report(step: int) -> None:
+        if step % chunk:
+            return
         done = min(step // chunk, PROGRESS_CHUNKS - 1)
         progress(run_index * PROGRESS_CHUNKS + done, runs * PROGRESS_CHUNKS,
                  f"{label}, step {step}/{steps}")
@@ -269,7 +270,8 @@ def _accuracy_table(outcome: dict, setup: dict, seeds: int) -> Table:
             values = [next((h["test_accuracy"] for h in run.history if h["step"] == step),
                            math.nan) for run, _ in outcome[arm]]
             row.append(mean_pm(values, 3) if any(map(math.isfinite, values)) else "—")
-        rows.append(row)
+        if row[1:] != ["—"] * len(ARMS):   # a step between evaluations: no row
+            rows.append(row)
     return Table("test accuracy against SGD steps", ["step", *ARMS.values()], rows,
                  f"Mean ± sd over {seeds} seed(s) (one seed: the value alone); both arms from "
                  "the same initial weights and mini-batches.")
@@ -384,7 +386,7 @@ def plot(result: ExperimentResult, path: Any) -> None:
                       label=f"{q}th percentile")
         axis.set(title=f"({letter}) {ARMS[arm]}: input to a last-layer sigmoid",
                  xlabel="SGD steps", ylabel="sigmoid input", ylim=(low - margin, high + margin))
-        axis.legend(fontsize="small", loc="upper left")
+        axis.legend(fontsize="small", loc="best")
     for axis in axes.flat:
         axis.grid(True, alpha=0.3)
     figure.suptitle(f"{data['dataset']}: the BatchNorm paper's Figure 1 redone "
