@@ -8,13 +8,13 @@ here runs.
 
 What each layer becomes is decided in one table, `LAYERS`; a layer missing from it is refused
 with an error naming it, in both directions. ``torch.nn`` has no `Standardize`; its PyTorch
-twin is the small class in `STANDARDIZE_SOURCE`, which `definition` prints for PyTorch users.
+twin is the small class in `torch_twins.py`, which `definition` prints for PyTorch users.
 
 Read next: onnx.py, the other way out.
 """
 from __future__ import annotations
 
-import functools
+import inspect
 from collections import OrderedDict
 from typing import Any, Callable
 
@@ -23,7 +23,7 @@ import numpy as np
 from . import nn
 from .optional import require
 
-__all__ = ["LAYERS", "STANDARDIZE_SOURCE", "definition", "from_torch", "to_torch",
+__all__ = ["LAYERS", "definition", "from_torch", "to_torch",
            "torch_standardize_class"]
 
 
@@ -102,30 +102,16 @@ LAYERS: tuple = (
     (nn.Standardize, "Standardize", lambda m: {"num_features": m.num_features}),
 )
 
-# PyTorch's twin of nn.Standardize. The bridge builds the class from this very text, so the
-# definition printed for a PyTorch user is exactly the class that was converted and tested.
-STANDARDIZE_SOURCE = '''\
-class Standardize(nn.Module):
-    """z = (x - mean) / std per feature: tinygrad_bn's input scaling (fixed buffers)."""
-
-    def __init__(self, num_features):
-        super().__init__()
-        self.num_features = num_features
-        self.register_buffer("mean", torch.zeros(num_features))
-        self.register_buffer("std", torch.ones(num_features))
-
-    def forward(self, x):
-        return (x - self.mean) / self.std
-'''
-
-@functools.cache  # one class per process, so `type(m) is ...` recognises its instances
 def torch_standardize_class() -> type:
-    """The ``torch.nn.Module`` class defined by `STANDARDIZE_SOURCE`."""
-    torch = require("torch", "torch")
-    namespace = {"torch": torch, "nn": torch.nn}
-    exec(STANDARDIZE_SOURCE, namespace)
-    namespace["Standardize"].__module__ = __name__
-    return namespace["Standardize"]
+    """PyTorch's twin of `nn.Standardize` (tinygrad_bn.torch_twins, imported only now)."""
+    require("torch", "torch")
+    from .torch_twins import Standardize
+    return Standardize
+
+
+def standardize_source() -> str:
+    """The source of `torch_standardize_class`, as `definition` prints it."""
+    return inspect.getsource(torch_standardize_class())
 
 
 def _torch_class(name: str) -> type:
@@ -253,5 +239,5 @@ def definition(model: nn.Module | Any, name: str = "model") -> str:
         lines.insert(0, "from collections import OrderedDict")
     text = "\n".join(lines) + "\n\n"
     if any(type(m) is torch_standardize_class() for m in twin.modules()):
-        text += "\n" + STANDARDIZE_SOURCE + "\n\n"
+        text += "\n" + standardize_source() + "\n\n"
     return text + f"{name} = {body}\n"
