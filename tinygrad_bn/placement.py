@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import checkpoint, nn, optim
-from .data import Dataset, Standardizer, dropped_rows, train_test_split
+from .data import DEFAULT_TARGET, Dataset, Standardizer, dropped_rows, train_test_split
 from .function import no_grad
 from .loader import DataLoader, TensorDataset
 from .metrics import accuracy
@@ -27,7 +27,7 @@ from .tensor import Tensor
 
 __all__ = ["TrainConfig", "TrainResult", "build_model", "train", "evaluate", "predict_proba",
            "save_model", "load_model", "check_metadata", "batchnorm_parameters", "ACTIVATIONS",
-           "INITS", "inference_pipeline"]
+           "INITS", "inference_pipeline", "Resume", "load_resume"]
 
 FORMAT = "tinygrad-bn placement model v1"
 
@@ -137,6 +137,10 @@ class TrainResult:
     majority_accuracy: float        # predicting the most common training class
     history: list = field(default_factory=list)  # per epoch: loss and accuracies
     dropped_rows_per_epoch: int = 0
+    # What `save_model` needs so that `train(..., resume=...)` can continue this run exactly.
+    optimizer_state: dict | None = None   # optimizer.state_dict() after the last step
+    epochs_trained: int = 0               # counting the epochs of the run resumed, if any
+    shuffle_state: dict | None = None     # the shuffling generator's bit_generator.state
 
     def summary(self) -> dict:
         """A JSON-ready dict of the measurements, options and learned γ/β."""
@@ -186,8 +190,23 @@ def evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray) -> dict:
     return {"loss": loss, "accuracy": accuracy(logits, actual), "confusion_matrix": confusion}
 
 
+@dataclass
+class Resume:
+    """A saved run to continue (`load_resume` reads it): the model's and the optimizer's
+    state, the standardiser (to check the data are the same), the epochs already trained and
+    the shuffling generator's state, so that E₁ epochs, saved, then E₂ resumed give the same
+    numbers as E₁ + E₂ epochs in one run."""
+
+    model_state: dict
+    optimizer_state: dict
+    standardizer: Standardizer
+    epochs_trained: int
+    shuffle_state: dict
+
+
 def train(dataset: Dataset, config: TrainConfig,
-          on_epoch: Callable[[dict], None] | None = None, monitor: Any = None) -> TrainResult:
+          on_epoch: Callable[[dict], None] | None = None, monitor: Any = None,
+          resume: Resume | None = None) -> TrainResult:
     """Train the placement network on ``dataset``; the same seed gives the same numbers.
 
     Steps: stratified split → standardise (statistics from the training split) → for each
@@ -195,6 +214,11 @@ def train(dataset: Dataset, config: TrainConfig,
     evaluate. ``on_epoch`` receives each epoch's record (for progress display). A
     `monitor.Monitor` given as ``monitor`` is attached to the model and stepped after every
     SGD step (it only watches: the numbers are the same with or without it).
+
+    With ``resume`` the run continues a saved one for ``config.epochs`` more epochs (numbered
+    on from the saved count): the same split, then the saved weights, optimizer state and
+    shuffling state replace the fresh ones. ``dataset`` must be the one it was trained on:
+    its training split must standardise exactly as the saved standardiser does.
 
     Raises `optim.DivergenceError` (naming the epoch and step) as soon as the loss stops
     being finite, so a diverged run never returns a model.
@@ -209,6 +233,10 @@ def train(dataset: Dataset, config: TrainConfig,
         raise ValueError(f"{dataset.source}: {len(dataset)} rows are too few to split into "
                          "training and test sets")
     scaler = Standardizer.fit(X_train)
+    if resume is not None and not (np.array_equal(scaler.mean, resume.standardizer.mean)
+                                   and np.array_equal(scaler.std, resume.standardizer.std)):
+        raise ValueError(f"{dataset.source} is not the data the saved run was trained on (its "
+                         "training split's mean and std differ from the saved ones)")
     X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
 
     manual_seed(config.seed)
@@ -218,6 +246,12 @@ def train(dataset: Dataset, config: TrainConfig,
         monitor.attach(model)
     optimizer = optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                           weight_decay=config.weight_decay)
+    first = 0
+    if resume is not None:
+        model.load_state_dict(resume.model_state)
+        optimizer.load_state_dict(resume.optimizer_state)
+        rng.bit_generator.state = resume.shuffle_state  # the shuffling goes on where it stopped
+        first = resume.epochs_trained
     loss_fn = nn.BCEWithLogitsLoss()
     # The shuffling continues the split's generator, so one seed fixes everything; a last
     # batch of a single row is dropped (BatchNorm cannot normalise it), any other is kept.
@@ -225,7 +259,7 @@ def train(dataset: Dataset, config: TrainConfig,
                         shuffle=True, seed=rng,
                         drop_last=dropped_rows(len(X_train), config.batch_size) > 0)
     history = []
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(first + 1, first + config.epochs + 1):
         model.train()
         total, count, step = 0.0, 0, 0
         # Overflow is how divergence starts: check_loss reports it, numpy need not warn.
@@ -259,14 +293,27 @@ def train(dataset: Dataset, config: TrainConfig,
                        test_accuracy=final_test["accuracy"], test_loss=final_test["loss"],
                        confusion_matrix=final_test["confusion_matrix"],
                        majority_accuracy=majority, history=history,
-                       dropped_rows_per_epoch=dropped_rows(len(X_train), config.batch_size))
+                       dropped_rows_per_epoch=dropped_rows(len(X_train), config.batch_size),
+                       optimizer_state=optimizer.state_dict(),
+                       epochs_trained=first + config.epochs,
+                       shuffle_state=rng.bit_generator.state)
 
 
 # --- saving and loading a trained model -----------------------------------------------------------
 
-def save_model(path: str | os.PathLike, result: TrainResult) -> None:
+def save_model(path: str | os.PathLike, result: TrainResult, *,
+               data_path: str | os.PathLike | None = None, target: str = DEFAULT_TARGET) -> None:
     """One self-contained .npz: weights and BN running statistics (under ``model.``), the
-    standardisation statistics, and the architecture and feature names as JSON."""
+    standardisation statistics, and the architecture and feature names as JSON.
+
+    A result of `train` also carries what resuming needs (`load_resume`): the optimizer's
+    buffers (under ``optimizer.``), and in the metadata's ``"resume"`` object its param_groups,
+    the epochs trained, the shuffling generator's state, and where the data came from
+    (``data_path``, an absolute path, or None for the bundled file; ``target``).
+    """
+    options = {**asdict(result.config), "hidden": list(result.config.hidden)}
+    if result.epochs_trained:
+        options["epochs"] = result.epochs_trained  # of the whole run, resumed parts included
     metadata = {
         "format": FORMAT,
         "features": list(result.feature_names),
@@ -274,11 +321,26 @@ def save_model(path: str | os.PathLike, result: TrainResult) -> None:
         "batch_norm": result.config.batch_norm,
         "activation": result.config.activation,
         "test_accuracy": result.test_accuracy,
-        "options": {**asdict(result.config), "hidden": list(result.config.hidden)},
+        "options": options,
     }
     state = {f"model.{k}": v for k, v in result.model.state_dict().items()}
     state["standardizer.mean"] = result.standardizer.mean
     state["standardizer.std"] = result.standardizer.std
+    if result.optimizer_state is not None and result.shuffle_state is not None:
+        arrays, groups = checkpoint.optimizer_arrays(result.optimizer_state)
+        state.update(arrays)
+        shuffle = result.shuffle_state
+        metadata["resume"] = {
+            "epochs_trained": result.epochs_trained,
+            "data": None if data_path is None else os.path.abspath(data_path),
+            "target": target,
+            "optimizer": groups,
+            # 128-bit integers as decimal text: JSON readers elsewhere lose precision on them.
+            "shuffle": {"bit_generator": shuffle["bit_generator"],
+                        "state": {k: str(v) for k, v in shuffle["state"].items()},
+                        "has_uint32": int(shuffle["has_uint32"]),
+                        "uinteger": int(shuffle["uinteger"])},
+        }
     checkpoint.save(state, path, metadata=metadata)
 
 
@@ -349,17 +411,64 @@ def _check_values(arrays: dict, path: str | os.PathLike) -> None:
         raise ValueError(f"{path}: the model file is damaged: standardizer.std must be > 0")
 
 
-def load_model(path: str | os.PathLike) -> tuple:
-    """Read a file written by `save_model`: returns (model in eval mode, Standardizer, metadata).
+# The SGD options a saved param_group holds (PyTorch's names), with the check each must pass.
+_SGD_OPTIONS = {
+    "lr": lambda v: _is_number(v) and v > 0,
+    "momentum": lambda v: _is_number(v) and v >= 0,
+    "dampening": lambda v: _is_number(v) and 0 <= v <= 1,
+    "weight_decay": lambda v: _is_number(v) and v >= 0,
+    "nesterov": lambda v: isinstance(v, bool),
+    "maximize": lambda v: isinstance(v, bool),
+}
+MAX_EPOCHS = 10 ** 9
+MAX_PATH_CHARS = 4096
 
-    The file is untrusted input, read once and in bounded memory: the metadata is checked
-    first (`check_metadata`), then each array's declared shape and dtype against the
-    architecture it describes, and only then are the arrays inflated and checked to be finite
-    (a standard deviation must be > 0).
 
-    Raises FileNotFoundError, or ValueError with one line naming the file, when it is not
-    such a model or does not fit its own architecture.
-    """
+def _is_number(value: Any) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)
+
+
+def _check_resume(resume: Any, n_parameters: int, fail: Callable[[str], ValueError]) -> None:
+    """Refuse a ``"resume"`` metadata object that is not what `save_model` writes for a model
+    with ``n_parameters`` parameters (types, ranges, finite numbers), before it is used."""
+    if not isinstance(resume, dict):
+        raise fail("'resume' must be an object")
+    epochs = resume.get("epochs_trained")
+    if type(epochs) is not int or not 1 <= epochs <= MAX_EPOCHS:
+        raise fail(f"'resume.epochs_trained' must be an integer from 1 to {MAX_EPOCHS}")
+    data = resume.get("data")
+    if data is not None and not (isinstance(data, str) and 0 < len(data) <= MAX_PATH_CHARS):
+        raise fail("'resume.data' must be a file name or null")
+    target = resume.get("target")
+    if not (isinstance(target, str) and 0 < len(target) <= MAX_NAME_CHARS):
+        raise fail(f"'resume.target' must be a text of 1 to {MAX_NAME_CHARS} characters")
+    groups = resume.get("optimizer")
+    if not (isinstance(groups, list) and len(groups) == 1 and isinstance(groups[0], dict)):
+        raise fail("'resume.optimizer' must hold the one parameter group of SGD")
+    group = groups[0]
+    if set(group) != set(_SGD_OPTIONS) | {"params"}:
+        raise fail(f"the optimizer's parameter group must have exactly the options "
+                   f"{', '.join(_SGD_OPTIONS)} and params")
+    for name, valid in _SGD_OPTIONS.items():
+        if not valid(group[name]):
+            raise fail(f"the optimizer's {name} is out of range or not a finite number")
+    if group["params"] != list(range(n_parameters)):
+        raise fail(f"the optimizer's params must number the model's {n_parameters} parameters")
+    shuffle = resume.get("shuffle")
+    state = shuffle.get("state") if isinstance(shuffle, dict) else None
+    if not (isinstance(shuffle, dict) and set(shuffle) == {"bit_generator", "state",
+                                                           "has_uint32", "uinteger"}
+            and shuffle["bit_generator"] == "PCG64" and isinstance(state, dict)
+            and set(state) == {"state", "inc"}
+            and all(isinstance(v, str) and v.isdigit() and len(v) <= 39 and int(v) < 1 << 128
+                    for v in state.values())
+            and shuffle["has_uint32"] in (0, 1) and type(shuffle["has_uint32"]) is int
+            and type(shuffle["uinteger"]) is int and 0 <= shuffle["uinteger"] < 1 << 32):
+        raise fail("'resume.shuffle' is not the state of a PCG64 generator")
+
+
+def _read(path: str | os.PathLike) -> tuple:
+    """The one bounded reading of a model file: (model, Standardizer, metadata, arrays)."""
     with checkpoint.open_checkpoint(path) as archive:
         metadata = archive.metadata
         check_metadata(metadata, path)
@@ -370,12 +479,81 @@ def load_model(path: str | os.PathLike) -> tuple:
                     for key, value in model.state_dict().items()}
         width = checkpoint.ArraySpec((len(metadata["features"]),), np.dtype(np.float32))
         expected["standardizer.mean"] = expected["standardizer.std"] = width
+        if "resume" in metadata:
+            # Which optimizer buffers exist follows from the validated options; their shapes
+            # come from the model's parameters, never from the file.
+            parameters = list(model.parameters())
+            _check_resume(metadata["resume"], len(parameters),
+                          lambda reason: ValueError(f"{path}: the model file is damaged: "
+                                                    f"{reason}"))
+            if metadata["resume"]["optimizer"][0]["momentum"] > 0:
+                for index, p in enumerate(parameters):
+                    expected[f"optimizer.state.{index}.momentum_buffer"] = \
+                        checkpoint.ArraySpec(p.shape, np.dtype(np.float32))
         state = archive.read(expected)
     _check_values(state, path)
     model.load_state_dict({k[len("model."):]: v for k, v in state.items()
                            if k.startswith("model.")})
     scaler = Standardizer(state["standardizer.mean"], state["standardizer.std"])
-    return model.eval(), scaler, metadata
+    return model.eval(), scaler, metadata, state
+
+
+def load_model(path: str | os.PathLike) -> tuple:
+    """Read a file written by `save_model`: returns (model in eval mode, Standardizer, metadata).
+
+    The file is untrusted input, read once and in bounded memory: the metadata is checked
+    first (`check_metadata`, and the ``"resume"`` object if there is one), then each array's
+    declared shape and dtype against the architecture it describes (the optimizer's buffers
+    against the parameters'), and only then are the arrays inflated and checked to be finite
+    (a standard deviation must be > 0). Files saved before resuming existed load too.
+
+    Raises FileNotFoundError, or ValueError with one line naming the file, when it is not
+    such a model or does not fit its own architecture.
+    """
+    model, scaler, metadata, _ = _read(path)
+    return model, scaler, metadata
+
+
+def _saved_config(metadata: dict, path: str | os.PathLike) -> TrainConfig:
+    """The TrainConfig a resumable file was trained with, its types checked first."""
+    options = metadata.get("options", {})
+    kinds = {"lr": _is_number, "momentum": _is_number, "weight_decay": _is_number,
+             "test_size": _is_number, "epochs": lambda v: type(v) is int,
+             "batch_size": lambda v: type(v) is int,
+             "seed": lambda v: type(v) is int and 0 <= v < 1 << 63,
+             "init": lambda v: isinstance(v, str)}
+    for name, valid in kinds.items():
+        if name not in options or not valid(options[name]):
+            raise ValueError(f"{path}: the model file is damaged: the option {name!r} is "
+                             "missing or of the wrong type")
+    config = TrainConfig(hidden=tuple(metadata["hidden"]), batch_norm=metadata["batch_norm"],
+                         activation=metadata.get("activation", "relu"),
+                         **{name: options[name] for name in kinds})
+    try:
+        config.validate()
+    except ValueError as error:
+        raise ValueError(f"{path}: the model file is damaged: {error}") from None
+    return config
+
+
+def load_resume(path: str | os.PathLike) -> tuple:
+    """Read a file written by `save_model` to continue its training: returns (`Resume`,
+    the run's TrainConfig, metadata). Checked as `load_model` checks; raises ValueError
+    (one line naming the file) also when it was saved without its optimizer state."""
+    model, scaler, metadata, arrays = _read(path)
+    if "resume" not in metadata:
+        raise ValueError(f"{path} was saved without its optimizer state, so its training "
+                         "cannot be resumed (save it again with this version's train --save)")
+    config = _saved_config(metadata, path)
+    saved = metadata["resume"]
+    optimizer_state = checkpoint.optimizer_state(arrays, saved["optimizer"])
+    shuffle = saved["shuffle"]
+    shuffle_state = {"bit_generator": shuffle["bit_generator"],
+                     "state": {k: int(v) for k, v in shuffle["state"].items()},
+                     "has_uint32": shuffle["has_uint32"], "uinteger": shuffle["uinteger"]}
+    resume = Resume(model.state_dict(), optimizer_state, scaler, saved["epochs_trained"],
+                    shuffle_state)
+    return resume, config, metadata
 
 
 def inference_pipeline(model: nn.Module, standardizer: Standardizer) -> nn.Sequential:

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 import numpy as np
+from click.core import ParameterSource
 
 from ..data import (DEFAULT_FEATURES, DEFAULT_TARGET, DataError, bundled_placement_path,
                     generate_placement, load_csv, to_csv_text, write_csv)
@@ -13,7 +14,7 @@ from ..files import OutputError
 from ..numbers import NumberError, parse_number
 from ..optim import DivergenceError
 from ..placement import (ACTIVATIONS, INITS, TrainConfig, TrainResult, load_model,
-                         predict_proba, save_model, train)
+                         load_resume, predict_proba, save_model, train)
 from .monitor import finish_monitor, start_monitor
 from .options import (FileProblem, FiniteFloat, IntList, NameList, check_writable, echo_json,
                       printable)
@@ -118,11 +119,16 @@ def _print_report(result: TrainResult) -> None:
                    "and an index.html to this folder (needs matplotlib).")
 @click.option("--monitor-every", type=click.IntRange(min=1), default=5, show_default=True,
               help="With --monitor: record one training step out of this many.")
+@click.option("--resume", "resume_path", type=click.Path(dir_okay=False),
+              help="Continue training a model saved by train --save, with its saved optimizer "
+                   "state, options and data, for --epochs more epochs. Only --epochs, --save, "
+                   "--data (the same data, moved), --json, --quiet and --monitor may be given "
+                   "with it.")
 def train_command(data_path: str | None, features: tuple, target: str, hidden: tuple,
                   batch_norm: bool, lr: float, momentum: float, weight_decay: float, epochs: int,
                   batch_size: int, test_size: float, seed: int, save_path: str | None,
                   as_json: bool, quiet: bool, activation: str, init: str,
-                  monitor_dir: str | None, monitor_every: int) -> None:
+                  monitor_dir: str | None, monitor_every: int, resume_path: str | None) -> None:
     """Train the placement classifier and report what it learned.
 
     The network is Linear → BatchNorm1d → ReLU for each hidden layer, then Linear → one logit,
@@ -134,32 +140,47 @@ def train_command(data_path: str | None, features: tuple, target: str, hidden: t
     Watch it train (figures and a page in run/):
 
         tinygrad-bn train --activation tanh --monitor run/
+
+    Train 20 more epochs, replacing the file (exactly as if it had trained 50 in one run):
+
+        tinygrad-bn train --resume model.npz --epochs 20 --save model.npz
     """
+    resume = None
+    if resume_path is not None:
+        resume, config, data_path, features, target = _resume_options(resume_path, data_path,
+                                                                      epochs)
+        activation, batch_norm = config.activation, config.batch_norm
     if target in features:
         raise click.BadParameter(f"{target!r} is the target; it cannot also be a feature (the "
                                  "model would be given the answer)", param_hint="--target")
+    # Only the data are inputs here: --save may replace the --resume file, which is read whole
+    # before training, and the save is atomic.
     check_writable(save_path, inputs=[data_path or bundled_placement_path()])
     dataset = _load_training_data(data_path, features, target)
-    config = TrainConfig(hidden=hidden, batch_norm=batch_norm, lr=lr, momentum=momentum,
-                         weight_decay=weight_decay, epochs=epochs, batch_size=batch_size,
-                         test_size=test_size, seed=seed, activation=activation, init=init)
+    if resume is None:
+        config = TrainConfig(hidden=hidden, batch_norm=batch_norm, lr=lr, momentum=momentum,
+                             weight_decay=weight_decay, epochs=epochs, batch_size=batch_size,
+                             test_size=test_size, seed=seed, activation=activation, init=init)
+    first = 0 if resume is None else resume.epochs_trained
     monitor = start_monitor(monitor_dir, monitor_every,
                             f"{activation}, {'BatchNorm' if batch_norm else 'no BatchNorm'}")
     show_progress = not (quiet or as_json)
     if show_progress:
         click.echo(f"Training on {dataset.source} ({len(dataset)} rows; features "
                    f"{', '.join(features)}; target {target})")
+        if resume is not None:
+            click.echo(f"Resuming {resume_path} after epoch {first}")
     try:
         if show_progress:
             with click.progressbar(length=epochs, label="epochs", file=sys.stderr) as bar:
                 def on_epoch(record: dict) -> None:
                     if sys.stderr.isatty():
                         click.echo("\r\033[K", nl=False, err=True)  # clear the bar's line
-                    click.echo(_epoch_line(record, epochs))
+                    click.echo(_epoch_line(record, first + epochs))
                     bar.update(1)
-                result = train(dataset, config, on_epoch, monitor=monitor)
+                result = train(dataset, config, on_epoch, monitor=monitor, resume=resume)
         else:
-            result = train(dataset, config, monitor=monitor)
+            result = train(dataset, config, monitor=monitor, resume=resume)
     except DivergenceError as error:
         raise FileProblem(f"{error} than --lr {lr:g}; nothing was saved") from None
     except ValueError as error:  # e.g. too few rows to split
@@ -167,7 +188,7 @@ def train_command(data_path: str | None, features: tuple, target: str, hidden: t
 
     if save_path:
         try:
-            save_model(save_path, result)
+            save_model(save_path, result, data_path=data_path, target=target)
         except OutputError as error:
             raise FileProblem(str(error)) from None
     page = finish_monitor(monitor, monitor_dir)
@@ -185,6 +206,37 @@ def train_command(data_path: str | None, features: tuple, target: str, hidden: t
         click.echo(f"Saved the model to {save_path}")
     if page:
         click.echo(f"Wrote the training monitor's figures to {page}")
+
+
+# Options that describe the run itself: on --resume they come from the file, and giving one
+# with another value is refused (train afresh to change them).
+_FIXED_ON_RESUME = ("features", "target", "hidden", "batch_norm", "lr", "momentum",
+                    "weight_decay", "batch_size", "test_size", "seed", "activation", "init")
+
+
+def _resume_options(path: str, data_path: str | None, epochs: int) -> tuple:
+    """Read --resume's file; returns (Resume, TrainConfig for ``epochs`` more, data path,
+    features, target). Exit 1 if the file cannot be resumed, 2 if an option conflicts."""
+    try:
+        resume, config, metadata = load_resume(path)
+    except (FileNotFoundError, ValueError) as error:
+        raise FileProblem(str(error)) from None
+    saved = {**vars(config), "features": tuple(metadata["features"]),
+             "target": metadata["resume"]["target"], "hidden": tuple(config.hidden)}
+    context = click.get_current_context()
+    for name in _FIXED_ON_RESUME:
+        if context.get_parameter_source(name) in (ParameterSource.DEFAULT, None):
+            continue
+        given = context.params[name]
+        if (tuple(given) if isinstance(given, (list, tuple)) else given) != saved[name]:
+            flag = next(p.opts[0] for p in context.command.params if p.name == name)
+            shown = ",".join(map(str, saved[name])) if isinstance(saved[name], tuple) \
+                else saved[name]
+            raise click.UsageError(f"{flag} cannot be changed when resuming: {path} was "
+                                   f"trained with {shown} (train afresh to change it)")
+    config.epochs = epochs
+    data = data_path if data_path is not None else metadata["resume"]["data"]
+    return resume, config, data, saved["features"], saved["target"]
 
 
 def _parse_row(text: str, feature_names: tuple) -> list:
@@ -295,11 +347,16 @@ def info_command(model_path: str, as_json: bool) -> None:
     Names read from the file are shown with control characters escaped."""
     model, scaler, metadata = _load_model_or_fail(model_path)  # checked and read once
     arrays = {f"model.{k}": v for k, v in model.state_dict().items()}
+    if "resume" in metadata:  # the optimizer's buffers, whose shapes are the parameters'
+        momentum = metadata["resume"]["optimizer"][0]["momentum"] > 0
+        arrays.update({f"optimizer.state.{i}.momentum_buffer": p.data
+                       for i, p in enumerate(model.parameters()) if momentum})
     arrays.update({"standardizer.mean": scaler.mean, "standardizer.std": scaler.std})
     parameters = sum(p.data.size for p in model.parameters())
     if as_json:
         echo_json({
             **metadata, "parameters": parameters,
+            "resumable_after_epoch": metadata.get("resume", {}).get("epochs_trained"),
             "arrays": {k: list(v.shape) for k, v in arrays.items()},
             "standardizer": {"mean": scaler.mean.tolist(), "std": scaler.std.tolist()}})
         return
@@ -313,9 +370,17 @@ def info_command(model_path: str, as_json: bool) -> None:
     click.echo(f"Trained with: {options}")
     if "test_accuracy" in metadata:
         click.echo(f"Test accuracy when saved: {metadata['test_accuracy']:.3f}")
+    click.echo(f"Resumable: {_resumable(metadata)}")
     click.echo("Arrays:")
     for key, value in arrays.items():
         click.echo(f"  {key:<32} {str(value.shape):<10} {value.dtype}")
+
+
+def _resumable(metadata: dict) -> str:
+    if "resume" not in metadata:
+        return "no (saved without its optimizer state)"
+    return (f"yes, after epoch {metadata['resume']['epochs_trained']} "
+            "(train --resume continues it)")
 
 
 @click.command("data")
