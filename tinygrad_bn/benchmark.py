@@ -33,6 +33,9 @@ How it measures:
    step re-faults its pages depends on the heap's history rather than on the engine, and on a
    virtual machine the faults can cost as much as the arithmetic (``--malloc default`` shows
    it; the page-fault counts are printed either way). docs/performance.md has the details.
+4. Hooks: the placement step through ``Module.__call__`` (which looks for hooks) against the
+   same layers' ``forward`` called directly (`DirectForwardMLP`) — what the hook machinery
+   costs when no hook is registered — and with a training monitor attached (`MonitoredMLP`).
 
 Run it with ``python benchmarks/run.py [--quick]`` or ``tinygrad-bn bench``.
 """
@@ -66,7 +69,8 @@ try:
 except ImportError:  # pragma: no cover - Windows
     resource = None
 
-__all__ = ["Config", "CONFIGS", "TARGETS", "NumpyMLP", "TinygradMLP", "TorchMLP", "build_engines",
+__all__ = ["Config", "CONFIGS", "TARGETS", "NumpyMLP", "TinygradMLP", "DirectForwardMLP",
+           "MonitoredMLP", "TorchMLP", "build_engines",
            "check_agreement", "initial_state", "make_batch", "moons", "scalar_step",
            "time_interleaved", "main"]
 
@@ -116,6 +120,8 @@ TARGETS = {
     "scalar": Target("scalar step (gc on): micrograd / tinygrad_bn.Value", 10.0, at_most=False),
     "rss": Target("resident memory: after 10 000 / after 1 000 placement steps", 1.05),
     "peak": Target("peak memory of one large step: tinygrad_bn / numpy", 1.5),
+    "hooks": Target("placement step, no hook registered: Module.__call__ / forward() called "
+                    "directly", 1.05),
 }
 
 
@@ -280,6 +286,46 @@ class TinygradMLP(_EagerMLP):
 
     def state_dict(self) -> dict:
         return self.model.state_dict()
+
+
+def _call_without_hooks(module: Any, *args: Any) -> Any:
+    """What ``module(*args)`` costs with no hook machinery: one call, then ``forward``."""
+    if isinstance(module, nn.Sequential):
+        for layer in module:
+            args = (_call_without_hooks(layer, *args),)
+        return args[0]
+    return module.forward(*args)
+
+
+class DirectForwardMLP(TinygradMLP):
+    """The tinygrad_bn step with ``Module.__call__`` replaced by a plain call of ``forward``
+    (`_call_without_hooks`): the step as it would cost with no hook check at all."""
+
+    name = "forward() directly"
+
+    def step(self) -> float:
+        loss = _call_without_hooks(self.loss_fn, _call_without_hooks(self.model, self.x),
+                                   self.target)
+        loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        return loss.item()
+
+
+class MonitoredMLP(TinygradMLP):
+    """The tinygrad_bn step with a `monitor.Monitor` attached, recording every 10th step."""
+
+    name = "with a Monitor (every 10)"
+
+    def __init__(self, config: Config, state: dict, x: np.ndarray, target: np.ndarray):
+        super().__init__(config, state, x, target)
+        from .monitor import Monitor  # only this engine needs it
+        self.monitor = Monitor(self.model, every=10)
+
+    def step(self) -> float:
+        loss = super().step()
+        self.monitor.step()
+        return loss
 
 
 class TorchMLP(_EagerMLP):
@@ -637,6 +683,26 @@ def _step_section(report: Report, plan: Plan, clock: Callable[[], float],
                        f"tinygrad_bn {peak[0] / 2**20:.1f} MiB, numpy {peak[1] / 2**20:.1f} MiB")
 
 
+def _hooks_section(report: Report, plan: Plan, clock: Callable[[], float]) -> None:
+    """What the hook machinery costs a placement step when no hook is registered."""
+    _log("benchmark: placement step with and without Module.__call__ …")
+    config = CONFIGS[0]
+    state, (x, target) = initial_state(config), make_batch(config)
+    engines = [TinygradMLP(config, state, x, target), DirectForwardMLP(config, state, x, target),
+               MonitoredMLP(config, state, x, target)]
+    # The monitor only watches: after a step its model must equal numpy's like the others.
+    check_agreement(engines + [NumpyMLP(config, state, x, target)])
+    timings = time_interleaved(engines, plan, clock)
+    base = timings["tinygrad_bn"].median
+    ratio = base / timings["forward() directly"].median
+    report.results.append((TARGETS["hooks"], ratio))
+    report.add("", "Hooks cost nothing unregistered: the placement step through Module.__call__ "
+                   "(which checks for hooks) against the same layers' forward() called directly, "
+                   "and with a training monitor attached:",
+               _table([[name, _timing_cell(timings[name]), f"{timings[name].median / base:.2f}×"]
+                       for name in timings], ["placement step", "time", "/ tinygrad_bn"]))
+
+
 def _scalar_section(report: Report, plan: Plan, clock_name: str) -> None:
     _log("benchmark: scalar engines (micrograd's moons demo) …")
     scalar = _measure_scalar(plan, clock_name)
@@ -685,6 +751,7 @@ def run(plan: Plan, threads: int, clock_name: str, malloc: str) -> Report:
     if not with_torch:
         report.add("PyTorch is not installed: its column is empty.", "")
     _step_section(report, plan, clock, with_torch)
+    _hooks_section(report, plan, clock)
     _scalar_section(report, plan, clock_name)
     _memory_section(report, plan)
     report.add("", f"({'quick' if plan is QUICK else 'full'} run, "

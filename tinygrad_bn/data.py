@@ -19,6 +19,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from .checkpoint import atomic_write
+from .loader import DataLoader, TensorDataset
 
 __all__ = [
     "DataError", "Dataset", "Standardizer", "generate_placement", "to_csv_text", "write_csv",
@@ -212,17 +213,16 @@ class Standardizer:
 
 def batches(X: np.ndarray, y: np.ndarray, batch_size: int,
             rng: np.random.Generator) -> Iterator[tuple]:
-    """Yield shuffled mini-batches (X_batch, y_batch) covering the data once.
+    """Yield shuffled mini-batches (X_batch, y_batch) of numpy arrays covering the data once.
 
-    A final batch of a single row is skipped: BatchNorm cannot compute a variance from one
-    value per feature (the caller reports how many rows were skipped, see `dropped_rows`).
+    A numpy front of `loader.DataLoader` (which the library's training loops use). A final
+    batch of a single row is skipped: BatchNorm cannot compute a variance from one value per
+    feature (the caller reports how many rows were skipped, see `dropped_rows`).
     """
-    order = rng.permutation(len(X))
-    for start in range(0, len(X), batch_size):
-        index = order[start:start + batch_size]
-        if len(index) < 2:
-            continue
-        yield X[index], y[index]
+    loader = DataLoader(TensorDataset(X, y), batch_size, shuffle=True, seed=rng,
+                        drop_last=dropped_rows(len(X), batch_size) > 0)
+    for X_batch, y_batch in loader:
+        yield X_batch.data, y_batch.data
 
 
 def dropped_rows(n: int, batch_size: int) -> int:

@@ -8,40 +8,72 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from . import checkpoint, nn, optim
-from .data import Dataset, Standardizer, batches, dropped_rows, train_test_split
+from .data import Dataset, Standardizer, dropped_rows, train_test_split
 from .function import no_grad
+from .loader import DataLoader, TensorDataset
+from .metrics import accuracy
 from .nn import functional as F
 from .ops import stable_sigmoid
 from .random import manual_seed
 from .tensor import Tensor
 
 __all__ = ["TrainConfig", "TrainResult", "build_model", "train", "evaluate", "predict_proba",
-           "save_model", "load_model", "batchnorm_parameters"]
+           "save_model", "load_model", "batchnorm_parameters", "ACTIVATIONS", "INITS"]
 
 FORMAT = "tinygrad-bn placement model v1"
 
 
-def build_model(n_features: int, hidden: Sequence[int] = (16, 16), batch_norm: bool = True,
-                *, fused: bool = True) -> nn.Sequential:
-    """Linear → BatchNorm1d → ReLU for each hidden size, then Linear → 1 logit.
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+# --init choices: "default" keeps Linear's own U(±1/√fan_in); the others set every weight with
+# the nn.init function (gain for the hidden layers' activation, 1 for the output layer) and
+# zero the biases; "normal" is N(0, 1), the naive choice that saturates tanh and sigmoid.
+INITS = ("default", "xavier-uniform", "xavier-normal", "kaiming-uniform", "kaiming-normal",
+         "normal")
 
-    Without batch norm the blocks are Linear → ReLU. (The Linear bias before a BatchNorm is
-    kept, as PyTorch's defaults do, although BN makes it redundant: its gradient is zero.)
+
+def _initialise(layer: nn.Linear, init: str, nonlinearity: str) -> None:
+    if init == "default":
+        return
+    if init == "normal":
+        nn.init.normal_(layer.weight)
+    elif init.startswith("xavier"):
+        gain = nn.init.calculate_gain(nonlinearity)
+        getattr(nn.init, init.replace("-", "_") + "_")(layer.weight, gain=gain)
+    else:  # kaiming: fan_in mode, the gain of the activation
+        getattr(nn.init, init.replace("-", "_") + "_")(layer.weight, nonlinearity=nonlinearity)
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
+
+
+def build_model(n_features: int, hidden: Sequence[int] = (16, 16), batch_norm: bool = True,
+                *, fused: bool = True, activation: str = "relu",
+                init: str = "default") -> nn.Sequential:
+    """Linear → BatchNorm1d → activation for each hidden size, then Linear → 1 logit.
+
+    Without batch norm the blocks are Linear → activation (ReLU, Tanh or Sigmoid). ``init``
+    is one of INITS. (The Linear bias before a BatchNorm is kept, as PyTorch's defaults do,
+    although BN makes it redundant: its gradient is zero.)
     """
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+    if init not in INITS:
+        raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
     layers: list = []
     width = n_features
     for size in hidden:
         layers.append(nn.Linear(width, size))
+        _initialise(layers[-1], init, activation)
         if batch_norm:
             layers.append(nn.BatchNorm1d(size, fused=fused))
-        layers.append(nn.ReLU())
+        layers.append(ACTIVATIONS[activation]())
         width = size
     layers.append(nn.Linear(width, 1))
+    _initialise(layers[-1], init, "linear")
     return nn.Sequential(*layers)
 
 
@@ -58,6 +90,8 @@ class TrainConfig:
     batch_size: int = 32
     test_size: float = 0.2
     seed: int = 0
+    activation: str = "relu"
+    init: str = "default"
 
     def validate(self) -> None:
         """Raise ValueError naming the first option out of range."""
@@ -71,6 +105,9 @@ class TrainConfig:
             (0 < self.test_size < 1, f"test size must be in (0, 1), got {self.test_size}"),
             (len(self.hidden) > 0 and all(h > 0 for h in self.hidden),
              f"hidden sizes must be positive integers, got {list(self.hidden)}"),
+            (self.activation in ACTIVATIONS, f"activation must be one of "
+                                             f"{', '.join(ACTIVATIONS)}, got {self.activation}"),
+            (self.init in INITS, f"init must be one of {', '.join(INITS)}, got {self.init}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -138,17 +175,18 @@ def evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray) -> dict:
     predicted = (logits >= 0).astype(int)  # σ(z) ≥ 0.5 exactly when z ≥ 0
     actual = y.astype(int)
     confusion = [[int(np.sum((actual == a) & (predicted == p))) for p in (0, 1)] for a in (0, 1)]
-    return {"loss": loss, "accuracy": float(np.mean(predicted == actual)),
-            "confusion_matrix": confusion}
+    return {"loss": loss, "accuracy": accuracy(logits, actual), "confusion_matrix": confusion}
 
 
 def train(dataset: Dataset, config: TrainConfig,
-          on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
+          on_epoch: Callable[[dict], None] | None = None, monitor: Any = None) -> TrainResult:
     """Train the placement network on ``dataset``; the same seed gives the same numbers.
 
     Steps: stratified split → standardise (statistics from the training split) → for each
     epoch, shuffled mini-batches of forward, BCE-with-logits loss, backward, SGD step →
-    evaluate. ``on_epoch`` receives each epoch's record (for progress display).
+    evaluate. ``on_epoch`` receives each epoch's record (for progress display). A
+    `monitor.Monitor` given as ``monitor`` is attached to the model and stepped after every
+    SGD step (it only watches: the numbers are the same with or without it).
     """
     config.validate()
     if dataset.y is None:
@@ -163,19 +201,29 @@ def train(dataset: Dataset, config: TrainConfig,
     X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
 
     manual_seed(config.seed)
-    model = build_model(X_train.shape[1], config.hidden, config.batch_norm)
+    model = build_model(X_train.shape[1], config.hidden, config.batch_norm,
+                        activation=config.activation, init=config.init)
+    if monitor is not None:
+        monitor.attach(model)
     optimizer = optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                           weight_decay=config.weight_decay)
     loss_fn = nn.BCEWithLogitsLoss()
+    # The shuffling continues the split's generator, so one seed fixes everything; a last
+    # batch of a single row is dropped (BatchNorm cannot normalise it), any other is kept.
+    loader = DataLoader(TensorDataset(X_train, y_train.reshape(-1, 1)), config.batch_size,
+                        shuffle=True, seed=rng,
+                        drop_last=dropped_rows(len(X_train), config.batch_size) > 0)
     history = []
     for epoch in range(1, config.epochs + 1):
         model.train()
         total, count = 0.0, 0
-        for X_batch, y_batch in batches(X_train, y_train, config.batch_size, rng):
-            loss = loss_fn(model(Tensor(X_batch)), y_batch.reshape(-1, 1))
+        for X_batch, y_batch in loader:
+            loss = loss_fn(model(X_batch), y_batch)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            if monitor is not None:
+                monitor.step()
             total += loss.item() * len(X_batch)
             count += len(X_batch)
         final_train, final_test = evaluate(model, X_train, y_train), evaluate(model, X_test, y_test)
@@ -207,6 +255,7 @@ def save_model(path: str | os.PathLike, result: TrainResult) -> None:
         "features": list(result.feature_names),
         "hidden": list(result.config.hidden),
         "batch_norm": result.config.batch_norm,
+        "activation": result.config.activation,
         "test_accuracy": result.test_accuracy,
         "options": {**asdict(result.config), "hidden": list(result.config.hidden)},
     }
@@ -226,7 +275,8 @@ def load_model(path: str | os.PathLike) -> tuple:
     if metadata.get("format") != FORMAT:
         raise ValueError(f"{path} is not a tinygrad-bn placement model (no model metadata)")
     try:
-        model = build_model(len(metadata["features"]), metadata["hidden"], metadata["batch_norm"])
+        model = build_model(len(metadata["features"]), metadata["hidden"], metadata["batch_norm"],
+                            activation=metadata.get("activation", "relu"))
         model.load_state_dict({k[len("model."):]: v for k, v in state.items()
                                if k.startswith("model.")})
         scaler = Standardizer(state["standardizer.mean"], state["standardizer.std"])

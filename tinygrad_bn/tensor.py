@@ -31,6 +31,7 @@ import numpy as np
 from . import ops
 from .function import Context
 from .graph import topological_order
+from .hooks import RemovableHandle
 from .random import generator
 
 __all__ = ["Tensor", "increment_version"]
@@ -126,12 +127,13 @@ class Tensor:
     """
 
     # `_module_call` is (module, inputs) on a tensor that a Module returned, None otherwise, so
-    # that the graph renderer can group the ops each layer produced.
+    # that the graph renderer can group the ops each layer produced. `_backward_hooks` is None
+    # until `register_hook` is called, so backward pays one attribute test per node for hooks.
     # __slots__ rather than a per-object __dict__: a step creates a few dozen tensors, and slots
     # make each one smaller and its attributes quicker to reach.
     # `_data` is the array behind the `data` property; `_version` counts its in-place changes.
     __slots__ = ("_data", "grad", "requires_grad", "op", "parents", "_ctx", "_module_call",
-                 "_version", "__weakref__")
+                 "_version", "_backward_hooks", "__weakref__")
     # Tell numpy to leave `array * tensor` to Tensor.__rmul__ instead of looping over elements.
     __array_ufunc__ = None
 
@@ -148,6 +150,7 @@ class Tensor:
         self.parents: tuple = ()   # the tensors it was computed from, in argument order
         self._ctx: Context | None = None
         self._module_call: tuple | None = None
+        self._backward_hooks: dict | None = None
 
     @staticmethod
     def _make(data: np.ndarray, requires_grad: bool, ctx: Context | None = None,
@@ -156,6 +159,7 @@ class Tensor:
         out = object.__new__(Tensor)
         out._data, out.grad, out.requires_grad, out._version = data, None, requires_grad, 0
         out.op, out.parents, out._ctx, out._module_call = op, parents, ctx, None
+        out._backward_hooks = None
         return out
 
     # --- attributes -----------------------------------------------------------------------
@@ -269,6 +273,8 @@ class Tensor:
                 continue  # the node does not lead to self through tracked ops
             if type(g) is not np.ndarray:
                 g = np.array(g)  # numpy gives 0-d results as scalars; .grad is always an array
+            if node._backward_hooks:  # all contributions are summed by now: g is the total
+                g = node._run_backward_hooks(g)
             ctx = node._ctx
             if ctx is None:  # a leaf: accumulate into .grad, owning its array
                 # (`g.base` is set for a view of another array; cheaper to ask than g.flags)
@@ -288,6 +294,44 @@ class Tensor:
                     grad = grad.astype(parent._data.dtype)  # as in PyTorch, ∂L/∂x has x's dtype
                 # The chain rule across paths: contributions from several consumers add up.
                 grads[parent] = grads[parent] + grad if parent in grads else grad
+
+    def register_hook(self, hook: Any) -> RemovableHandle:
+        """Call ``hook(grad)`` whenever backward computes ∂L/∂self; it may return a replacement.
+
+        ``grad`` is the *total* gradient arriving at this tensor (every path summed), as a numpy
+        array like ``.grad``. If the hook returns an array or Tensor, that value is used instead
+        — it flows on to the tensor's parents, or, for a leaf, is what accumulates in ``.grad``.
+        Several hooks run in registration order, each seeing the previous one's result.
+        Returns a handle whose ``remove()`` unregisters the hook.
+
+        Example:
+            >>> x = Tensor([1.0, 2.0], requires_grad=True)
+            >>> handle = x.register_hook(lambda grad: grad * 10)
+            >>> (x * x).sum().backward()
+            >>> x.grad                      # 10 · 2x
+            array([20., 40.], dtype=float32)
+        """
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that does not require grad")
+        if not callable(hook):
+            raise TypeError(f"register_hook needs a function, got {type(hook).__name__}")
+        if self._backward_hooks is None:
+            self._backward_hooks = {}
+        return RemovableHandle(self._backward_hooks, hook)
+
+    def _run_backward_hooks(self, grad: np.ndarray) -> np.ndarray:
+        # list(): a hook may remove itself (or another) while the hooks run.
+        for hook in list(self._backward_hooks.values()):
+            result = hook(grad)
+            if result is None:
+                continue
+            result = np.array(result.data if isinstance(result, Tensor) else result,
+                              dtype=self.data.dtype)
+            if result.shape != self.shape:
+                raise ValueError(f"a backward hook returned a gradient of shape {result.shape} "
+                                 f"for a tensor of shape {self.shape}")
+            grad = result
+        return grad
 
     # --- arithmetic (weak Python scalars become arrays of this tensor's type) --------------
 
@@ -469,6 +513,21 @@ class Tensor:
 
     def eq(self, other: Any) -> Tensor:
         return self._compare(other, np.equal)
+
+    def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
+        """Index of the largest value along ``axis`` (in the flattened tensor when None).
+
+        An int64 tensor outside the graph: an index has no gradient. Ties go to the first
+        largest value, as in numpy and PyTorch. Example: the predicted class of (N, C) logits
+        is ``logits.argmax(axis=1)``.
+        """
+        if axis is None:
+            index = np.argmax(self.data)
+            return Tensor._make(np.asarray(index, dtype=np.int64).reshape(
+                (1,) * self.ndim if keepdims else ()), False)
+        axis = _axes(axis, self.ndim)[0]
+        index = np.argmax(self.data, axis=axis, keepdims=keepdims)
+        return Tensor._make(np.asarray(index, dtype=np.int64), False)
 
     __hash__ = object.__hash__
 

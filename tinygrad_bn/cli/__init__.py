@@ -11,6 +11,7 @@ from .. import __version__
 from .bench import bench_command
 from .experiment import experiment_command
 from .graph import graph_command
+from .monitor import monitor_command
 from .placement import data_command, info_command, predict_command, train_command
 
 __all__ = ["main"]
@@ -33,3 +34,4 @@ main.add_command(data_command)
 main.add_command(graph_command)
 main.add_command(experiment_command)
 main.add_command(bench_command)
+main.add_command(monitor_command)

@@ -11,7 +11,9 @@ import numpy as np
 from .. import checkpoint
 from ..data import (DEFAULT_FEATURES, DEFAULT_TARGET, DataError, bundled_placement_path,
                     generate_placement, load_csv, to_csv_text, write_csv)
-from ..placement import TrainConfig, TrainResult, load_model, predict_proba, save_model, train
+from ..placement import (ACTIVATIONS, INITS, TrainConfig, TrainResult, load_model,
+                         predict_proba, save_model, train)
+from .monitor import finish_monitor, start_monitor
 from .options import FileProblem, IntList, NameList, check_writable
 
 __all__ = ["train_command", "predict_command", "info_command", "data_command"]
@@ -102,10 +104,22 @@ def _print_report(result: TrainResult) -> None:
               help="Write the trained model to this .npz file (for `predict` and `info`).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @click.option("--quiet", is_flag=True, help="No progress bar or per-epoch lines.")
+@click.option("--activation", type=click.Choice(list(ACTIVATIONS)), default="relu",
+              show_default=True, help="The hidden layers' nonlinearity (saturation shows only "
+                                      "with tanh and sigmoid).")
+@click.option("--init", "init", type=click.Choice(INITS), default="default", show_default=True,
+              help="Weight initialisation: Linear's default U(±1/√fan_in), an nn.init scheme "
+                   "with the activation's gain, or N(0, 1).")
+@click.option("--monitor", "monitor_dir", type=click.Path(file_okay=False), default=None,
+              help="Record per-layer statistics while training and write them, PNG figures "
+                   "and an index.html to this folder (needs matplotlib).")
+@click.option("--monitor-every", type=click.IntRange(min=1), default=5, show_default=True,
+              help="With --monitor: record one training step out of this many.")
 def train_command(data_path: str | None, features: tuple, target: str, hidden: tuple,
                   batch_norm: bool, lr: float, momentum: float, weight_decay: float, epochs: int,
                   batch_size: int, test_size: float, seed: int, save_path: str | None,
-                  as_json: bool, quiet: bool) -> None:
+                  as_json: bool, quiet: bool, activation: str, init: str,
+                  monitor_dir: str | None, monitor_every: int) -> None:
     """Train the placement classifier and report what it learned.
 
     The network is Linear → BatchNorm1d → ReLU for each hidden layer, then Linear → one logit,
@@ -113,12 +127,18 @@ def train_command(data_path: str | None, features: tuple, target: str, hidden: t
     training split. Example:
 
         tinygrad-bn train --epochs 30 --save model.npz
+
+    Watch it train (figures and a page in run/):
+
+        tinygrad-bn train --activation tanh --monitor run/
     """
     check_writable(save_path)
     dataset = _load_training_data(data_path, features, target)
     config = TrainConfig(hidden=hidden, batch_norm=batch_norm, lr=lr, momentum=momentum,
                          weight_decay=weight_decay, epochs=epochs, batch_size=batch_size,
-                         test_size=test_size, seed=seed)
+                         test_size=test_size, seed=seed, activation=activation, init=init)
+    monitor = start_monitor(monitor_dir, monitor_every,
+                            f"{activation}, {'BatchNorm' if batch_norm else 'no BatchNorm'}")
     show_progress = not (quiet or as_json)
     if show_progress:
         click.echo(f"Training on {dataset.source} ({len(dataset)} rows; features "
@@ -131,16 +151,19 @@ def train_command(data_path: str | None, features: tuple, target: str, hidden: t
                         click.echo("\r\033[K", nl=False, err=True)  # clear the bar's line
                     click.echo(_epoch_line(record, epochs))
                     bar.update(1)
-                result = train(dataset, config, on_epoch)
+                result = train(dataset, config, on_epoch, monitor=monitor)
         else:
-            result = train(dataset, config)
+            result = train(dataset, config, monitor=monitor)
     except ValueError as error:  # e.g. too few rows to split
         raise FileProblem(str(error)) from None
 
     if save_path:
         save_model(save_path, result)
+    page = finish_monitor(monitor, monitor_dir)
     summary = result.summary()
     summary["data"] = dataset.source
+    if page:
+        summary["monitor"] = page
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
@@ -149,6 +172,8 @@ def train_command(data_path: str | None, features: tuple, target: str, hidden: t
     _print_report(result)
     if save_path:
         click.echo(f"Saved the model to {save_path}")
+    if page:
+        click.echo(f"Wrote the training monitor's figures to {page}")
 
 
 def _parse_row(text: str, feature_names: tuple) -> list:

@@ -33,7 +33,10 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import nn, optim
+from ..data import dropped_rows
 from ..function import no_grad
+from ..loader import DataLoader, TensorDataset
+from ..metrics import accuracy
 from ..nn import functional as F
 from ..random import manual_seed
 from ..tensor import Tensor
@@ -169,9 +172,9 @@ def evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray) -> tuple:
     with no_grad(), np.errstate(all="ignore"):
         logits = model(Tensor(X))
         loss = F.cross_entropy(logits, y).item()
-        accuracy = float(np.mean(np.argmax(logits.data, axis=1) == y))
+        correct = accuracy(logits, y)
     model.train(was_training)
-    return loss, accuracy
+    return loss, correct
 
 
 # Called after each backward pass, before the SGD step: (step, model, X_batch, y_batch, loss).
@@ -217,13 +220,10 @@ class Run:
 def _mini_batches(task: Task, batch_size: int, rng: np.random.Generator):
     """Shuffled mini-batches for ever, epoch after epoch (a last batch of one row is dropped:
     BatchNorm needs two rows to compute a variance)."""
-    n = len(task.X_train)
+    loader = DataLoader(TensorDataset(task.X_train, task.y_train), batch_size, shuffle=True,
+                        seed=rng, drop_last=dropped_rows(len(task.X_train), batch_size) > 0)
     while True:
-        order = rng.permutation(n)
-        for start in range(0, n, batch_size):
-            index = order[start:start + batch_size]
-            if len(index) >= 2:
-                yield task.X_train[index], task.y_train[index]
+        yield from loader
 
 
 def train_network(task: Task, spec: NetSpec, *, lr: float, steps: int, seed: int,
@@ -253,7 +253,7 @@ def train_network(task: Task, spec: NetSpec, *, lr: float, steps: int, seed: int
     with np.errstate(all="ignore"):
         for step in range(1, steps + 1):
             X_batch, y_batch = next(batches)
-            loss = F.cross_entropy(model(Tensor(X_batch)), y_batch)
+            loss = F.cross_entropy(model(X_batch), y_batch)
             optimizer.zero_grad()
             loss.backward()
             if step == 1:
@@ -263,7 +263,7 @@ def train_network(task: Task, spec: NetSpec, *, lr: float, steps: int, seed: int
                 record(step)
                 break
             if on_step is not None:
-                on_step(step, model, X_batch, y_batch, loss)
+                on_step(step, model, X_batch.data, y_batch.data, loss)
             optimizer.step()
             if step % eval_every == 0 or step == steps:
                 record(step)

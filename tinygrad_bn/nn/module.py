@@ -9,6 +9,9 @@ A Module keeps three ordered registries, filled simply by assigning attributes:
 Training mode is a per-module flag: ``train()`` and ``eval()`` set it on a module and all its
 children, and return the module so calls can be chained.
 
+Hooks (PyTorch's three) let code watch or change a call without editing the layer:
+``register_forward_pre_hook``, ``register_forward_hook`` and ``register_full_backward_hook``.
+
 Read next: linear.py and batchnorm.py, two modules built on this.
 """
 from __future__ import annotations
@@ -17,7 +20,10 @@ from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 
+from ..function import is_grad_enabled
+from ..hooks import RemovableHandle
 from ..tensor import Tensor, increment_version
+from .hooks import BackwardHook
 
 __all__ = ["Module", "Parameter"]
 
@@ -45,6 +51,12 @@ def _as_buffer(value: Any) -> Tensor | None:
     return Tensor(value)
 
 
+def _check_hook(hook: Any) -> Any:
+    if not callable(hook):
+        raise TypeError(f"a hook must be a function, got {type(hook).__name__}")
+    return hook
+
+
 class IncompatibleKeys(NamedTuple):
     missing_keys: list
     unexpected_keys: list
@@ -63,6 +75,9 @@ class Module:
         object.__setattr__(self, "_buffers", {})
         object.__setattr__(self, "_modules", {})
         object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_forward_pre_hooks", {})
+        object.__setattr__(self, "_forward_hooks", {})
+        object.__setattr__(self, "_backward_hooks", {})
 
     # --- registration by assignment ---------------------------------------------------------
 
@@ -119,6 +134,8 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._forward_pre_hooks or self._forward_hooks or self._backward_hooks:
+            return self._call_with_hooks(args, kwargs)
         out = self.forward(*args, **kwargs)
         # Remember which module made a graph node and from which inputs, so viz.py can draw
         # each layer's ops as one labelled group. The innermost module wins: a Sequential
@@ -126,6 +143,64 @@ class Module:
         if type(out) is Tensor and out._ctx is not None and out._module_call is None:
             out._module_call = (self, args)
         return out
+
+    def _call_with_hooks(self, args: tuple, kwargs: dict) -> Any:
+        # PyTorch's order: pre-hooks, forward, forward hooks; the backward hook wraps the
+        # inputs forward() sees and the output the caller gets (nn/hooks.py says how).
+        for hook in list(self._forward_pre_hooks.values()):
+            result = hook(self, args)
+            if result is not None:
+                args = result if isinstance(result, tuple) else (result,)
+        backward_hook = None
+        if self._backward_hooks and is_grad_enabled():
+            backward_hook = BackwardHook(self, list(self._backward_hooks.values()))
+            args = backward_hook.setup_input_hook(args)
+        out = self.forward(*args, **kwargs)
+        for hook in list(self._forward_hooks.values()):
+            result = hook(self, args, out)
+            if result is not None:
+                out = result
+        if backward_hook is not None:
+            out = backward_hook.setup_output_hook(out)
+        if type(out) is Tensor and out._ctx is not None and out._module_call is None:
+            out._module_call = (self, args)
+        return out
+
+    # --- hooks ------------------------------------------------------------------------------
+
+    def register_forward_pre_hook(self, hook: Any) -> RemovableHandle:
+        """Call ``hook(module, args)`` before every forward; ``args`` is the tuple of positional
+        inputs. A non-None result replaces them (a single value is wrapped in a tuple).
+
+        Returns a handle whose ``remove()`` unregisters the hook.
+        """
+        return RemovableHandle(self._forward_pre_hooks, _check_hook(hook))
+
+    def register_forward_hook(self, hook: Any) -> RemovableHandle:
+        """Call ``hook(module, args, output)`` after every forward; a non-None result replaces
+        the output.
+
+        Example:
+            >>> layer = Linear(3, 2)
+            >>> seen = []
+            >>> handle = layer.register_forward_hook(lambda m, args, out: seen.append(out.shape))
+            >>> _ = layer(Tensor.ones((4, 3)))
+            >>> seen
+            [(4, 2)]
+            >>> handle.remove()
+        """
+        return RemovableHandle(self._forward_hooks, _check_hook(hook))
+
+    def register_full_backward_hook(self, hook: Any) -> RemovableHandle:
+        """Call ``hook(module, grad_input, grad_output)`` when backward has computed ∂L/∂input
+        for every input of a call; a non-None result (a tuple) replaces ``grad_input``.
+
+        ``grad_input`` holds ∂L/∂(each positional input) and ``grad_output`` ∂L/∂(each output),
+        as numpy arrays (None for an input that is not a tensor requiring grad). When no input
+        requires grad (the first layer), the hook runs with ``grad_input`` all None as soon as
+        ``grad_output`` is known. Hooks registered after a forward do not fire for it.
+        """
+        return RemovableHandle(self._backward_hooks, _check_hook(hook))
 
     # --- walking the tree ---------------------------------------------------------------------
 
