@@ -14,11 +14,13 @@ from . import nn, optim
 from .checkpoint import load, save
 from .gradcheck import GradcheckError, gradcheck
 from .graph import topological_order
+from .jit import jit
 from .random import manual_seed
 from .tensor import Tensor
 from .value import Value
 
 __all__ = [
     "Context", "Function", "GradcheckError", "Tensor", "Value", "gradcheck", "is_grad_enabled",
-    "load", "manual_seed", "nn", "no_grad", "optim", "save", "topological_order", "__version__",
+    "jit", "load", "manual_seed", "nn", "no_grad", "optim", "save", "topological_order",
+    "__version__",
 ]

@@ -1,7 +1,6 @@
 """`Adam`: adaptive moment estimation, with PyTorch's semantics (L2 decay, bias correction)."""
 from __future__ import annotations
 
-import math
 from typing import Any, Iterable
 
 import numpy as np
@@ -54,14 +53,19 @@ class Adam(Optimizer):
                     g = g + group["weight_decay"] * p.data
                 state = self.state.get(p)
                 if state is None:
-                    state = self.state[p] = {"step": 0, "exp_avg": np.zeros_like(p.data),
+                    # The step count is a 0-d array, not an int, so that the bias corrections
+                    # below are numpy calls a compiled step (jit.py) records and replays.
+                    state = self.state[p] = {"step": np.zeros((), np.int64),
+                                             "exp_avg": np.zeros_like(p.data),
                                              "exp_avg_sq": np.zeros_like(p.data)}
-                state["step"] += 1
                 m, v, t = state["exp_avg"], state["exp_avg_sq"], state["step"]
+                t += 1
                 m *= beta1
                 m += (1 - beta1) * g
                 v *= beta2
                 v += (1 - beta2) * g * g
-                step_size = group["lr"] / (1 - beta1 ** t)
-                denominator = np.sqrt(v) / math.sqrt(1 - beta2 ** t) + group["eps"]
+                # Float64 like Python numbers, then p's type: what a weak Python scalar becomes.
+                step_size = (group["lr"] / (1 - beta1 ** t)).astype(p.data.dtype)
+                bias_correction2 = np.sqrt(1 - beta2 ** t).astype(p.data.dtype)
+                denominator = np.sqrt(v) / bias_correction2 + group["eps"]
                 p.data -= step_size * m / denominator
