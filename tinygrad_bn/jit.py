@@ -44,6 +44,7 @@ Read next: docs/performance.md ("The compiled step").
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import operator
 import os
@@ -470,7 +471,7 @@ class _Program:
                 snapshot = rec.snapshots[slot]
                 if slot in written:                      # written in place: reset every step
                     arrays[slot] = np.empty_like(snapshot)
-                    prologue.append((np.copyto, (arrays[slot], snapshot), {}))
+                    prologue.append((np.copyto, (arrays[slot], snapshot)))
                 else:
                     arrays[slot] = snapshot
             elif kind == "input":
@@ -485,8 +486,24 @@ class _Program:
                                "names: pass them as closure variables, globals, or attributes "
                                "of the object whose method is compiled")
         self.views: dict = {}
+        self.folded: dict = {}
+        # Arrays whose values are the same every step: constants nobody writes, and the results
+        # of calls on nothing else (folded: computed once, here, like the views).
+        fixed = {slot for slot, kind in enumerate(rec.kinds)
+                 if kind in ("constant", "external") and slot not in written
+                 and slot not in persistent}
         live_ops = []
         for op in rec.ops:
+            refs = _refs_in((op.args, op.kwargs))
+            if op.kind in ("ufunc", "call", "copy") and not op.writes and refs \
+                    and all(r.slot in fixed for r in refs) \
+                    and not any(slot in written for slot in op.results):
+                values = self._fold(op, arrays)
+                for slot, value in zip(op.results, values):
+                    arrays[slot] = value
+                    fixed.add(slot)
+                self.folded[op.results[0]] = op
+                continue
             if op.kind == "call" and op.view:
                 value = op.func(*self._resolve(op.args, arrays),
                                 **self._resolve(op.kwargs, arrays))
@@ -506,7 +523,15 @@ class _Program:
                               | {root[s] for _, s in grads if s is not None}
                               | ({root[output]} if output is not None else set()))
         self.calls = prologue + [self._call(op) for op in self.ops]
-        self.calls += [(np.copyto, (arrays[dest], arrays[src]), {}) for dest, src in write_backs]
+        self.calls += [(np.copyto, (arrays[dest], arrays[src])) for dest, src in write_backs]
+
+    def _fold(self, op: _Op, arrays: list) -> tuple:
+        args, kwargs = self._resolve(op.args, arrays), self._resolve(op.kwargs, arrays)
+        if op.kind == "copy":
+            return (np.array(args[0], dtype=op.kwargs["dtype"]),)
+        result = op.func(*args, **kwargs)
+        results = result if isinstance(result, tuple) else (result,)
+        return tuple(np.array(r) for r in results)  # own copies, never views
 
     def _live(self, ops: list, needed: set) -> list:
         """Drop calls whose results nobody uses (e.g. a sum computed only for its shape)."""
@@ -537,31 +562,43 @@ class _Program:
         return value
 
     def _call(self, op: _Op) -> tuple:
+        """(function, positional arguments) for one replayed call: keyword arguments are bound
+        once (functools.partial) or passed by position, since ``f(*a, **k)`` per call costs."""
         arrays = self.arrays
         args, kwargs = self._resolve(op.args, arrays), self._resolve(op.kwargs, arrays)
-        if op.kind == "ufunc" and op.writes and op.text.endswith(".at"):
-            return op.func, args, kwargs
-        if op.kind == "ufunc" and op.writes:
-            return op.func, args, dict(kwargs, out=tuple(arrays[w] for w in op.writes))
+        kwargs = {k: v for k, v in kwargs.items() if not (k in _DEFAULTS and v is _DEFAULTS[k])}
+        func = op.func
         if op.kind == "ufunc":
-            return op.func, args, dict(kwargs, out=tuple(arrays[s] for s in op.results))
+            if op.text.endswith(".at"):
+                return _bind(func, kwargs), args
+            outs = tuple(arrays[w] for w in (op.writes or op.results))
+            if op.text.endswith(".reduce") and set(kwargs) <= {"axis", "keepdims"}:
+                # reduce(array, axis, dtype, out, keepdims), all by position
+                return func, (args[0], kwargs.get("axis", 0), None, outs[0],
+                              kwargs.get("keepdims", False))
+            if "." not in op.text[3:]:                      # a plain ufunc call
+                args = _scalars_as_arrays(args)
+                if func in (np.maximum, np.minimum):  # numpy deprecates their positional out
+                    return _bind(func, dict(kwargs, out=outs)), args
+                return _bind(func, kwargs), args + outs
+            return _bind(func, dict(kwargs, out=outs)), args
         if op.kind == "setitem":
-            return operator.setitem, args, {}
+            return operator.setitem, args
         if op.kind == "copy":
-            return np.copyto, (arrays[op.results[0]], args[0]), {"casting": "unsafe"}
+            return _copy_unsafe, (arrays[op.results[0]], args[0])
         if op.kind == "guard":
-            return _guard, (args[0], op.expected, op.where), {}
+            return _guard, (args[0], op.expected, op.where)
         if op.kind == "draw":
-            return _draw, (op.func, args, kwargs, arrays[op.results[0]]), {}
-        if op.func in _OUT_FUNCTIONS:
-            return op.func, args, dict(kwargs, out=arrays[op.results[0]])
-        return _assign, (arrays[op.results[0]], op.func, args, kwargs), {}
+            return _draw, (op.func, args, kwargs, arrays[op.results[0]])
+        if func in _OUT_FUNCTIONS:
+            return _bind(func, dict(kwargs, out=arrays[op.results[0]])), args
+        return _assign, (arrays[op.results[0]], _bind(func, kwargs), args)
 
     def run(self, inputs: list) -> None:
         for slot, array in zip(self.inputs, inputs):
             np.copyto(self.arrays[slot], array)
-        for func, args, kwargs in self.calls:
-            func(*args, **kwargs)
+        for func, args in self.calls:
+            func(*args)
 
     # --- the text
 
@@ -647,12 +684,40 @@ class _Program:
         return "\n".join(lines)
 
 
-def _assign(buffer: np.ndarray, func: Any, args: tuple, kwargs: dict) -> None:
+def _bind(func: Any, kwargs: dict) -> Any:
+    return functools.partial(func, **kwargs) if kwargs else func
+
+
+def _scalars_as_arrays(args: tuple) -> tuple:
+    """Python numbers as 0-d arrays of the array operands' type, made once.
+
+    numpy converts a Python number in ``array * 0.5`` to the array's type on every call (it is
+    a *weak* scalar); converting it once gives the same values without that cost. Only where
+    the conversion is exactly numpy's: a float with floating arrays, an int with int or float
+    arrays.
+    """
+    arrays = [a for a in args if isinstance(a, np.ndarray)]
+    if not arrays:
+        return args
+    dtype = np.result_type(*arrays)
+    converted = []
+    for a in args:
+        convertible = (isinstance(a, float) and dtype.kind == "f") or (
+            isinstance(a, int) and not isinstance(a, bool) and dtype.kind in "fiu")
+        converted.append(np.asarray(a, dtype=dtype) if convertible else a)
+    return tuple(converted)
+
+
+def _copy_unsafe(buffer: np.ndarray, source: np.ndarray) -> None:
+    np.copyto(buffer, source, casting="unsafe")     # what .astype() does
+
+
+def _assign(buffer: np.ndarray, func: Any, args: tuple) -> None:
     """Calls without ``out=``: compute, then copy into the slot's fixed buffer."""
-    np.copyto(buffer, func(*args, **kwargs))
+    np.copyto(buffer, func(*args))
 
 
-def _draw(method: str, args: tuple, kwargs: dict, buffer: np.ndarray) -> None:
+def _draw(method: str, args: tuple, kwargs: dict, buffer: np.ndarray) -> None:  # noqa
     # The generator is looked up at every replay: manual_seed replaces it.
     np.copyto(buffer, getattr(generator(), method)(*args, **kwargs))
 
