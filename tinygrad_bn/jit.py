@@ -438,16 +438,23 @@ def _check_no_hooks(modules: list) -> None:
                                "it. Remove it, or train without jit.")
 
 
-def _settings(objects: list) -> tuple:
-    """What a traced program depends on besides input shapes: modes and optimizer options."""
-    settings = []
-    for obj in objects:
-        if isinstance(obj, Module):
-            settings.append(tuple(m.training for m in obj.modules()))
-        else:
-            settings.append(tuple(tuple((k, v) for k, v in sorted(g.items()) if k != "params")
-                                  for g in obj.param_groups))
-    return tuple(settings)
+class _Watched:
+    """The models and optimizers a step names, found once, and what a program depends on."""
+
+    def __init__(self, objects: list) -> None:
+        self.objects = objects
+        models = [o for o in objects if isinstance(o, Module)]
+        self.modules = [m for model in models for m in model.modules()]
+        self.params = [p for model in models for p in model.parameters()]
+        self.optimizers = [o for o in objects if isinstance(o, Optimizer)]
+
+    def settings(self) -> tuple:
+        """Training modes, whether any hook is registered, and optimizer options: a program
+        traced under other settings does not apply (a new one is traced)."""
+        hooks = any([m.has_hooks() for m in self.modules] + [p.has_hooks() for p in self.params])
+        options = tuple([tuple([v for k, v in group.items() if k != "params"])
+                         for optimizer in self.optimizers for group in optimizer.param_groups])
+        return tuple([m.training for m in self.modules]), hooks, options
 
 
 # --- the compiled program ----------------------------------------------------------------------
@@ -745,6 +752,7 @@ class CompiledStep:
         self.replays = 0
         self._variants: dict = {}   # key → [eager calls so far, recorder A, _Program]
         self._program: _Program | None = None
+        self._watched: _Watched | None = None
         try:
             self._arg_names = list(inspect.signature(step).parameters)
         except (TypeError, ValueError):
@@ -766,8 +774,11 @@ class CompiledStep:
             if not isinstance(value, Tensor):
                 raise TypeError(f"a compiled step takes Tensors; argument {i} is a "
                                 f"{type(value).__name__}")
-        objects = _visible_objects(self.step)
-        key = (tuple((t.shape, t.dtype.str, t.requires_grad) for t in inputs), _settings(objects))
+        if self._watched is None:           # the models and optimizers, found on the first call
+            self._watched = _Watched(_visible_objects(self.step))
+        objects = self._watched.objects
+        key = (tuple([(t.shape, t.dtype.str, t.requires_grad) for t in inputs]),
+               self._watched.settings())
         variant = self._variants.setdefault(key, [0, None, None])
         if variant[2] is not None:
             program = variant[2]
@@ -792,7 +803,7 @@ class CompiledStep:
             param.grad = None if slot is None else program.arrays[slot]
         if program.output is None:
             return None
-        return Tensor(program.arrays[program.output].copy())
+        return Tensor(program.arrays[program.output])  # a copy: the next replay overwrites it
 
     def _record(self, inputs: tuple, objects: list) -> tuple:
         """Run the step once with every array it can reach traced; returns what compiling needs."""
