@@ -296,3 +296,19 @@ def test_inputs_must_be_tensors():
     fast = tg.jit(lambda x: x)
     with pytest.raises(TypeError, match="takes Tensors"):
         fast(np.ones(3))
+
+
+def test_train_compile_gives_the_numbers_of_the_eager_run():
+    from click.testing import CliRunner
+
+    from tinygrad_bn.cli import main as cli
+
+    runner = CliRunner()
+    arguments = ["train", "--epochs", "6", "--json", "--momentum", "0.9", "--seed", "2"]
+    eager = runner.invoke(cli, arguments)
+    compiled = runner.invoke(cli, arguments + ["--compile"])
+    assert eager.exit_code == 0 and compiled.exit_code == 0, compiled.output
+    assert compiled.output == eager.output
+    refused = runner.invoke(cli, ["train", "--compile", "--monitor", "somewhere"])
+    assert refused.exit_code == 2
+    assert "--compile and --monitor cannot be combined" in refused.output

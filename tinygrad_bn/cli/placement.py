@@ -115,11 +115,15 @@ def _print_report(result: TrainResult) -> None:
                    "and an index.html to this folder (needs matplotlib).")
 @click.option("--monitor-every", type=click.IntRange(min=1), default=5, show_default=True,
               help="With --monitor: record one training step out of this many.")
+@click.option("--compile", "compile_step", is_flag=True,
+              help="Run the training step through tinygrad_bn.jit: traced on its first calls, "
+                   "then replayed as a flat numpy program (same numbers, faster; not with "
+                   "--monitor).")
 def train_command(data_path: str | None, features: tuple, target: str, hidden: tuple,
                   batch_norm: bool, lr: float, momentum: float, weight_decay: float, epochs: int,
                   batch_size: int, test_size: float, seed: int, save_path: str | None,
                   as_json: bool, quiet: bool, activation: str, init: str,
-                  monitor_dir: str | None, monitor_every: int) -> None:
+                  monitor_dir: str | None, monitor_every: int, compile_step: bool) -> None:
     """Train the placement classifier and report what it learned.
 
     The network is Linear → BatchNorm1d → ReLU for each hidden layer, then Linear → one logit,
@@ -132,6 +136,9 @@ def train_command(data_path: str | None, features: tuple, target: str, hidden: t
 
         tinygrad-bn train --activation tanh --monitor run/
     """
+    if compile_step and monitor_dir:
+        raise click.UsageError("--compile and --monitor cannot be combined: the monitor "
+                               "records through hooks, which a compiled step does not run")
     check_writable(save_path)
     dataset = _load_training_data(data_path, features, target)
     config = TrainConfig(hidden=hidden, batch_norm=batch_norm, lr=lr, momentum=momentum,
@@ -151,9 +158,10 @@ def train_command(data_path: str | None, features: tuple, target: str, hidden: t
                         click.echo("\r\033[K", nl=False, err=True)  # clear the bar's line
                     click.echo(_epoch_line(record, epochs))
                     bar.update(1)
-                result = train(dataset, config, on_epoch, monitor=monitor)
+                result = train(dataset, config, on_epoch, monitor=monitor,
+                               compile=compile_step)
         else:
-            result = train(dataset, config, monitor=monitor)
+            result = train(dataset, config, monitor=monitor, compile=compile_step)
     except ValueError as error:  # e.g. too few rows to split
         raise FileProblem(str(error)) from None
 
