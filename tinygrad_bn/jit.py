@@ -667,12 +667,15 @@ class _Program:
 
     def text(self) -> str:
         rec = self.rec
-        lines = ["# arrays: the step's inputs, the models' and optimizers' state (updated in "
-                 "place), then temporaries t<n> (allocated once) and constants c<n>"]
+        lines = ["# inputs and state (models' and optimizers' arrays, changed in place); t<n> are "
+                 "buffers", "# allocated once, c<n> constants"]
         for slot, kind in enumerate(rec.kinds):
             if kind in ("input", "state"):
                 array = self.arrays[slot]
                 lines.append(f"#   {rec.names[slot]}: {kind}, {array.dtype} {array.shape}")
+        if self.folded:
+            lines.append("# constants computed once, before the first replay:")
+            lines += [f"#   {self._line(op)}" for op in self.folded.values()]
         if self.views:
             lines.append("# views made once, before the first replay:")
             lines += [f"#   {self._line(op)}" for op in self.views.values()]
