@@ -312,3 +312,25 @@ def test_train_compile_gives_the_numbers_of_the_eager_run():
     refused = runner.invoke(cli, ["train", "--compile", "--monitor", "somewhere"])
     assert refused.exit_code == 2
     assert "--compile and --monitor cannot be combined" in refused.output
+
+
+def test_plain_sgd_updates_every_parameter_at_once_in_one_flat_buffer():
+    sizes = (3, 8, 8, 1)
+    runs = [Run(sizes, np.float64), Run(sizes, np.float64)]
+    for run in runs:
+        run.optimizer = optim.SGD(run.model.parameters(), lr=0.05)    # no momentum
+    eager, compiled = runs
+    fast = tg.jit(compiled.step)
+    batches = _batches(sizes, 8, np.float64, "bce", 12)
+    for i, (x, y) in enumerate(batches):
+        if i == 8:   # a parameter given a new array leaves the flat buffer: traced again
+            for run in runs:
+                run.model[0].weight.data = run.model[0].weight.data.copy()
+        assert fast(x, y).item() == eager.step(x, y).item()
+        if i == 5:
+            assert "np.subtract(params, scaled, out=params)" in fast.program
+            bases = {p.data.base is not None and id(p.data.base)
+                     for p in compiled.model.parameters()}
+            assert len(bases) == 1 and False not in bases     # views of one buffer
+    assert fast.traces == 2
+    _compare(eager, compiled, exact=True)

@@ -447,11 +447,13 @@ class _Watched:
         self.modules = [m for model in models for m in model.modules()]
         self.params = [p for model in models for p in model.parameters()]
         self.optimizers = [o for o in objects if isinstance(o, Optimizer)]
+        # Bound once: this runs before every replay.
+        self.hook_tests = [m.has_hooks for m in self.modules] + [p.has_hooks for p in self.params]
 
     def settings(self) -> tuple:
         """Training modes, whether any hook is registered, and optimizer options: a program
         traced under other settings does not apply (a new one is traced)."""
-        hooks = any([m.has_hooks() for m in self.modules] + [p.has_hooks() for p in self.params])
+        hooks = any([has_hooks() for has_hooks in self.hook_tests])
         options = tuple([tuple([v for k, v in group.items() if k != "params"])
                          for optimizer in self.optimizers for group in optimizer.param_groups])
         return tuple([m.training for m in self.modules]), hooks, options
@@ -463,15 +465,38 @@ class _Program:
     """A recorded step turned into a list of (function, args, kwargs) calls on fixed buffers."""
 
     def __init__(self, recorder: _Recorder, persistent: set, output: int | None,
-                 grads: list, write_backs: list, inputs: list) -> None:
+                 grads: list, write_backs: list, inputs: list, param_slots: list,
+                 flat: _FlatParameters) -> None:
         rec = self.rec = recorder
         self.output, self.grads, self.inputs = output, grads, inputs
         # Every slot's array during replay, fixed once: views are made once, here.
         root = list(range(len(rec.arrays)))
         arrays: list = [None] * len(rec.arrays)
+        self.flat, self.flat_update, grad_views = None, None, {}
+        plain_sgd = _plain_sgd(rec, param_slots)
+        if plain_sgd is not None:
+            lr, grad_slots = plain_sgd
+            params = [param for param, _, _ in param_slots]
+            views = flat.place(params, [rec.arrays[slot] for _, slot, _ in param_slots])
+            if views is not None:
+                # SGD as two calls on flat buffers: every parameter is a view of one buffer
+                # (moved there once), every gradient a view of another, laid out alike.
+                grad_buffer = np.empty_like(flat.buffer)
+                for (_, p_slot, _), g_slot, view in zip(param_slots, grad_slots, views):
+                    arrays[p_slot] = view
+                    start = view.__array_interface__["data"][0] - \
+                        flat.buffer.__array_interface__["data"][0]
+                    offset = start // view.itemsize
+                    grad_views[g_slot] = grad_buffer[offset:offset + view.size].reshape(view.shape)
+                self.flat = flat
+                self.flat_update = (np.asarray(lr, dtype=flat.buffer.dtype), grad_buffer,
+                                    np.empty_like(flat.buffer),
+                                    {id(op) for op in rec.ops[-2 * len(param_slots):]})
         written = {w for op in rec.ops for w in op.writes}
         prologue = []
         for slot, kind in enumerate(rec.kinds):
+            if arrays[slot] is not None:
+                continue                                 # a parameter moved to the flat buffer
             if kind in ("state", "external") and (kind == "state" or slot in persistent):
                 arrays[slot] = rec.arrays[slot]          # live: the real object
             elif kind in ("constant", "external"):
@@ -523,13 +548,19 @@ class _Program:
                     continue
                 op.view = False
             for slot in op.results:
-                arrays[slot] = np.empty_like(rec.arrays[slot])
+                arrays[slot] = grad_views[slot] if slot in grad_views else \
+                    np.empty_like(rec.arrays[slot])
             live_ops.append(op)
         self.arrays, self.root = arrays, root
         self.ops = self._live(live_ops, {root[s] for s, _ in write_backs}
                               | {root[s] for _, s in grads if s is not None}
                               | ({root[output]} if output is not None else set()))
-        self.calls = prologue + [self._call(op) for op in self.ops]
+        flat_ops = self.flat_update[3] if self.flat_update else set()
+        self.calls = prologue + [self._call(op) for op in self.ops if id(op) not in flat_ops]
+        if self.flat_update:
+            rate, grad_buffer, scaled, _ = self.flat_update
+            self.calls += [(np.multiply, (rate, grad_buffer, scaled)),
+                           (np.subtract, (self.flat.buffer, scaled, self.flat.buffer))]
         self.calls += [(np.copyto, (arrays[dest], arrays[src])) for dest, src in write_backs]
 
     def _fold(self, op: _Op, arrays: list) -> tuple:
@@ -684,14 +715,92 @@ class _Program:
                               len(self.ops))
         last_backward = max((i for i, op in enumerate(self.ops) if op.phase == "backward"),
                             default=-1)
+        flat_ops = self.flat_update[3] if self.flat_update else set()
         for i, op in enumerate(self.ops):
             now = ("forward" if i < first_backward else
                    "backward" if i <= last_backward else "update")
             if now != phase:
                 lines.append(f"# --- {now} ---")
                 phase = now
-            lines.append(f"{self._line(op):<60}  # {op.where[1]}")
+            if id(op) not in flat_ops:
+                lines.append(f"{self._line(op):<60}  # {op.where[1]}")
+        if self.flat_update:
+            if phase != "update":
+                lines.append("# --- update ---")
+            rate = self.flat_update[0].item()
+            lines += [f"np.multiply({rate!r}, grads, out=scaled)".ljust(60)
+                      + "  # SGD.step: p ← p − lr·g for every parameter at once,",
+                      "np.subtract(params, scaled, out=params)".ljust(60)
+                      + "  # params and grads: one flat buffer each"]
         return "\n".join(lines)
+
+
+def _plain_sgd(rec: _Recorder, param_slots: list) -> tuple | None:
+    """(learning rate, gradient slots) if the recorded update is exactly plain SGD — per
+    parameter, in order, ``t = lr·g; p −= t`` and nothing else after backward — else None."""
+    update = rec.ops[len(rec.ops) - 2 * len(param_slots):]
+    last_backward = max((i for i, op in enumerate(rec.ops) if op.phase == "backward"),
+                        default=-1)
+    if not param_slots or last_backward + 1 != len(rec.ops) - len(update):
+        return None
+    dtype = rec.arrays[param_slots[0][1]].dtype
+    rate, grad_slots = None, []
+    for (_, p_slot, _), scale, subtract in zip(param_slots, update[0::2], update[1::2]):
+        g_slot = scale.args[1].slot if len(scale.args) == 2 and isinstance(scale.args[1], _Ref) \
+            else None
+        if g_slot is None or rec.kinds[g_slot] != "temp" or \
+                rec.arrays[p_slot].dtype != dtype or rec.arrays[g_slot].dtype != dtype:
+            return None
+        is_scale = (scale.kind == "ufunc" and scale.func is np.multiply and not scale.writes
+                    and not scale.kwargs and len(scale.args) == 2
+                    and type(scale.args[0]) is float and isinstance(scale.args[1], _Ref)
+                    and scale.args[1].slot == g_slot)
+        is_subtract = (subtract.kind == "ufunc" and subtract.func is np.subtract
+                       and subtract.writes == (p_slot,) and not subtract.kwargs
+                       and len(subtract.args) == 2 and isinstance(subtract.args[1], _Ref)
+                       and isinstance(subtract.args[0], _Ref)
+                       and subtract.args[0].slot == p_slot
+                       and subtract.args[1].slot == scale.results[0])
+        if not (is_scale and is_subtract) or (rate is not None and scale.args[0] != rate):
+            return None
+        rate = scale.args[0]
+        grad_slots.append(g_slot)
+    if len(set(grad_slots)) != len(grad_slots):
+        return None
+    return rate, grad_slots
+
+
+class _FlatParameters:
+    """Every parameter of a compiled step moved, once, into one flat buffer (as views of it), so
+    that plain SGD updates them all in two numpy calls."""
+
+    def __init__(self) -> None:
+        self.buffer: np.ndarray | None = None
+        self.params: list = []
+        self.views: list = []
+
+    def place(self, params: list, arrays: list) -> list | None:
+        """Views of the buffer for ``params`` (moving them there the first time); None if the
+        parameters are not (or no longer) the ones placed."""
+        if self.buffer is None:
+            dtype = arrays[0].dtype
+            self.buffer = np.empty(sum(a.size for a in arrays), dtype)
+            start = 0
+            for param, array in zip(params, arrays):
+                view = self.buffer[start:start + array.size].reshape(array.shape)
+                np.copyto(view, array)
+                param.data = view           # the parameter keeps its values, in the buffer
+                self.views.append(view)
+                start += array.size
+            self.params = list(params)
+            return self.views
+        same = len(params) == len(self.params) and all(
+            p is q and a is v for p, q, a, v in zip(params, self.params, arrays, self.views))
+        return self.views if same else None
+
+    def intact(self) -> bool:
+        """False once someone assigned a parameter a new array (its values left the buffer)."""
+        return all(p.data is v for p, v in zip(self.params, self.views))
 
 
 def _bind(func: Any, kwargs: dict) -> Any:
@@ -756,6 +865,7 @@ class CompiledStep:
         self._variants: dict = {}   # key → [eager calls so far, recorder A, _Program]
         self._program: _Program | None = None
         self._watched: _Watched | None = None
+        self._flat = _FlatParameters()
         try:
             self._arg_names = list(inspect.signature(step).parameters)
         except (TypeError, ValueError):
@@ -771,6 +881,7 @@ class CompiledStep:
         """Forget every compiled program (the next calls trace again)."""
         self._variants.clear()
         self._program = None
+        self._flat = _FlatParameters()
 
     def __call__(self, *inputs: Any) -> Tensor:
         for i, value in enumerate(inputs):
@@ -783,6 +894,10 @@ class CompiledStep:
         key = (tuple([(t.shape, t.dtype.str, t.requires_grad) for t in inputs]),
                self._watched.settings())
         variant = self._variants.setdefault(key, [0, None, None])
+        if variant[2] is not None and variant[2].flat is not None \
+                and not variant[2].flat.intact():
+            self.reset()                    # a parameter was given a new array: trace again
+            variant = self._variants.setdefault(key, [0, None, None])
         if variant[2] is not None:
             program = variant[2]
             program.run([t.data for t in inputs])
@@ -888,7 +1003,10 @@ class CompiledStep:
                 p.grad = np.asarray(grad)
             else:
                 grads.append((p, None))
+        state_slot = {id(t): recorder.slot_of[id(traced)] for t, _, traced in swapped}
+        param_slots = [(p, state_slot[id(p)], slot) for p, slot in grads]
         extra = {"output": output, "grads": grads, "write_backs": write_backs,
+                 "param_slots": param_slots,
                  "inputs": [recorder.slot_of[id(t)] for _, _, t in swapped[:len(inputs)]]}
         return recorder, result, extra
 
@@ -942,7 +1060,7 @@ class CompiledStep:
                     "values changed between calls (a gradient left from the previous step? "
                     "call optimizer.zero_grad() in the step). The replay cannot know them.")
         return _Program(second, persistent, extra["output"], extra["grads"],
-                        extra["write_backs"], extra["inputs"])
+                        extra["write_backs"], extra["inputs"], extra["param_slots"], self._flat)
 
 
 def jit(step: Callable) -> CompiledStep:
