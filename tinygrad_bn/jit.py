@@ -277,6 +277,16 @@ class _Recorder:
     def _record(self, kind: str, func: Any, text: str, args: tuple, kwargs: dict,
                 writes: tuple = (), results: tuple = ()) -> _Op:
         where, name, in_backward = _caller()
+        for slot in writes:
+            if self.kinds[slot] == "external":
+                raise JitError(
+                    f"the step writes into an array of shape {self.arrays[slot].shape} at "
+                    f"{where} (in {name}) that the jit does not follow: either state that "
+                    "belongs to no model or optimizer the step names (pass them as closure "
+                    "variables, globals, or attributes of the object whose method is compiled), "
+                    "or an array made without a traced operand (np.zeros, np.empty, np.array "
+                    "…), whose later use numpy would not report: make it with "
+                    "np.zeros_like(x, shape=…) from a traced array instead.")
         op = _Op(kind, func, text, args, kwargs, writes, results, (where, name))
         op.phase = "backward" if in_backward else ""
         self.ops.append(op)
@@ -394,9 +404,10 @@ class _RecordingGenerator:
 
 # --- what the step can see: models and optimizers ---------------------------------------------
 
-def _visible_objects(step: Callable) -> list:
+def _visible_objects(step: Callable, depth: int = 0) -> list:
     """Modules and optimizers that ``step`` names: closure variables, globals, the object of a
-    bound method, and (one level down) attributes and list items of those."""
+    bound method, (one level down) attributes and list items of those, and what the functions
+    it names name in turn (two levels)."""
     found: list = []
     roots = []
     function = step
@@ -404,11 +415,18 @@ def _visible_objects(step: Callable) -> list:
         roots.append(step.__self__)
         function = step.__func__
     if inspect.isfunction(function):
-        names = inspect.getclosurevars(function)
-        roots += list(names.nonlocals.values()) + list(names.globals.values())
+        try:
+            names = inspect.getclosurevars(function)
+        except ValueError:  # a closure cell not filled yet
+            names = None
+        if names is not None:
+            roots += list(names.nonlocals.values()) + list(names.globals.values())
     for root in roots:
         if isinstance(root, (Module, Optimizer)):
             found.append(root)
+            continue
+        if inspect.isfunction(root) and root is not step and depth < 2:
+            found += _visible_objects(root, depth + 1)   # a helper the step calls
             continue
         if inspect.ismodule(root) or inspect.isclass(root) or callable(root):
             continue
