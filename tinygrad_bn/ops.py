@@ -391,6 +391,6 @@ class GetItem(Function):
 
     @staticmethod
     def backward(ctx: Context, g: np.ndarray) -> tuple:
-        grad = np.zeros_like(g, shape=ctx.x_shape)  # g's type (and, under jit.py, traced)
+        grad = np.zeros_like(g, shape=ctx.x_shape)  # g's type (and, under jit/, traced)
         np.add.at(grad, ctx.index, g)
         return (grad,)

@@ -29,5 +29,5 @@ def generator() -> np.random.Generator:
 
 
 def set_generator(rng: np.random.Generator) -> None:
-    """Make ``rng`` the library's generator (jit.py swaps in a recording one while tracing)."""
+    """Make ``rng`` the library's generator (the jit swaps in a recording one while tracing)."""
     _State.rng = rng

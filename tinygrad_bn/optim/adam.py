@@ -54,7 +54,7 @@ class Adam(Optimizer):
                 state = self.state.get(p)
                 if state is None:
                     # The step count is a 0-d array, not an int, so that the bias corrections
-                    # below are numpy calls a compiled step (jit.py) records and replays.
+                    # below are numpy calls a compiled step (jit/) records and replays.
                     state = self.state[p] = {"step": np.zeros((), np.int64),
                                              "exp_avg": np.zeros_like(p.data),
                                              "exp_avg_sq": np.zeros_like(p.data)}
