@@ -376,3 +376,17 @@ def test_plain_sgd_updates_every_parameter_at_once_in_one_flat_buffer():
             assert len(bases) == 1 and False not in bases     # views of one buffer
     assert fast.traces == 2
     _compare(eager, compiled, exact=True)
+
+
+def test_programs_compiled_before_the_parameters_moved_are_not_replayed():
+    sizes = (3, 6, 1)
+    runs = [Run(sizes, np.float64), Run(sizes, np.float64)]
+    eager, compiled = runs
+    fast = tg.jit(compiled.step)
+    batches = _batches(sizes, 8, np.float64, "bce", 16)
+    for i, (x, y) in enumerate(batches):
+        momentum = 0.9 if i < 4 or i >= 8 else 0.0   # momentum, none (flat SGD), momentum again
+        for run in runs:
+            run.optimizer.param_groups[0]["momentum"] = momentum
+        assert fast(x, y).item() == eager.step(x, y).item()
+    _compare(eager, compiled, exact=True)

@@ -118,6 +118,8 @@ class Program:
                     np.empty_like(rec.arrays[slot])
             live_ops.append(op)
         self.arrays, self.root = arrays, root
+        self.grad_arrays = [(param, None if slot is None else arrays[slot])
+                            for param, slot in grads]
         self.ops = self._live(live_ops, {root[s] for s, _ in write_backs}
                               | {root[s] for _, s in grads if s is not None}
                               | ({root[output]} if output is not None else set()))

@@ -129,14 +129,15 @@ class CompiledStep:
         self._flat = FlatParameters()
 
     def __call__(self, *inputs: Any) -> Tensor:
-        for i, value in enumerate(inputs):
-            if not isinstance(value, Tensor):
-                raise TypeError(f"a compiled step takes Tensors; argument {i} is a "
-                                f"{type(value).__name__}")
+        if not all([isinstance(value, Tensor) for value in inputs]):
+            i, value = next((i, v) for i, v in enumerate(inputs) if not isinstance(v, Tensor))
+            raise TypeError(f"a compiled step takes Tensors; argument {i} is a "
+                            f"{type(value).__name__}")
         if self._watched is None:           # the models and optimizers, found on the first call
             self._watched = _Watched(_visible_objects(self.step))
         objects = self._watched.objects
-        key = (tuple([(t.shape, t.dtype.str, t.requires_grad) for t in inputs]),
+        arrays = [t.data for t in inputs]
+        key = (tuple([(a.shape, a.dtype, t.requires_grad) for a, t in zip(arrays, inputs)]),
                self._watched.settings())
         variant = self._variants.setdefault(key, [0, None, None])
         if variant[2] is not None and variant[2].flat is not None \
@@ -145,7 +146,7 @@ class CompiledStep:
             variant = self._variants.setdefault(key, [0, None, None])
         if variant[2] is not None:
             program = variant[2]
-            program.run([t.data for t in inputs])
+            program.run(arrays)
             self.replays += 1
             return self._finish(program)
         variant[0] += 1
@@ -156,17 +157,23 @@ class CompiledStep:
         if variant[1] is None:
             variant[1] = recorder
             return result
+        placed_before = self._flat.buffer is not None
         variant[2] = self._compile(variant[1], recorder, extra)
+        if not placed_before and self._flat.buffer is not None:
+            # The parameters just moved into the flat buffer: programs compiled before point
+            # at their old arrays, so only this one is kept.
+            self._variants = {key: variant}
         self._program = variant[2]
         self.traces += 1
         return result
 
     def _finish(self, program: Program) -> Tensor:
-        for param, slot in program.grads:
-            param.grad = None if slot is None else program.arrays[slot]
+        for param, grad in program.grad_arrays:
+            param.grad = grad
         if program.output is None:
             return None
-        return Tensor(program.arrays[program.output])  # a copy: the next replay overwrites it
+        # A copy: the next replay overwrites the buffer. (_make: the copy needs no checks.)
+        return Tensor._make(program.arrays[program.output].copy(), False)
 
     def _record(self, inputs: tuple, objects: list) -> tuple:
         """Run the step once with every array it can reach traced; returns what compiling needs."""
