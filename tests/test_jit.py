@@ -390,3 +390,18 @@ def test_programs_compiled_before_the_parameters_moved_are_not_replayed():
             run.optimizer.param_groups[0]["momentum"] = momentum
         assert fast(x, y).item() == eager.step(x, y).item()
     _compare(eager, compiled, exact=True)
+
+
+@pytest.mark.parametrize("name", ["placement", "medium", "paper"])
+def test_the_benchmark_configurations_full_size_compiled_equal_eager_in_float32(name):
+    from tinygrad_bn import benchmark
+
+    config = next(c for c in benchmark.CONFIGS if c.name == name)
+    state, (x, target) = benchmark.initial_state(config), benchmark.make_batch(config)
+    eager = benchmark.TinygradMLP(config, state, x, target)
+    compiled = benchmark.CompiledMLP(config, state, x, target)
+    assert [eager.step() for _ in range(6)] == [compiled.step() for _ in range(6)]
+    assert compiled.compiled.replays == 3
+    ours, theirs = eager.state_dict(), compiled.state_dict()
+    for key in ours:
+        assert np.array_equal(ours[key], theirs[key]), key

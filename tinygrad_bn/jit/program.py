@@ -182,6 +182,8 @@ class Program:
                 # reduce(array, axis, dtype, out, keepdims), all by position
                 return func, (args[0], kwargs.get("axis", 0), None, outs[0],
                               kwargs.get("keepdims", False))
+            if func is np.matmul and not kwargs and _dot_fits(args, outs[0]):
+                return np.dot, args + outs      # the same product, less dispatch for 2-D
             if "." not in op.text[3:]:                      # a plain ufunc call
                 args = _scalars_as_arrays(args)
                 if func in (np.maximum, np.minimum):  # numpy deprecates their positional out
@@ -393,6 +395,13 @@ def _scalars_as_arrays(args: tuple) -> tuple:
             isinstance(a, int) and not isinstance(a, bool) and dtype.kind in "fiu")
         converted.append(np.asarray(a, dtype=dtype) if convertible else a)
     return tuple(converted)
+
+
+def _dot_fits(args: tuple, out: np.ndarray) -> bool:
+    """np.dot(a, b, out) can stand for np.matmul: 2-D operands of out's type, out C-ordered."""
+    return (len(args) == 2 and all(isinstance(a, np.ndarray) and a.ndim == 2
+                                   and a.dtype == out.dtype for a in args)
+            and out.flags.c_contiguous)
 
 
 def _copy_unsafe(buffer: np.ndarray, source: np.ndarray) -> None:
