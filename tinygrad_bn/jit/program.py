@@ -130,6 +130,9 @@ class Program:
             self.calls += [(np.multiply, (rate, grad_buffer, scaled)),
                            (np.subtract, (self.flat.buffer, scaled, self.flat.buffer))]
         self.calls += [(np.copyto, (arrays[dest], arrays[src])) for dest, src in write_backs]
+        # Each call with its arguments bound once: replaying is then one call per entry.
+        self.bound = [functools.partial(func, *args) for func, args in self.calls]
+        self.input_copies = [functools.partial(np.copyto, arrays[slot]) for slot in inputs]
 
     def _fold(self, op: Op, arrays: list) -> tuple:
         args, kwargs = self._resolve(op.args, arrays), self._resolve(op.kwargs, arrays)
@@ -203,10 +206,10 @@ class Program:
         return _assign, (arrays[op.results[0]], _bind(func, kwargs), args)
 
     def run(self, inputs: list) -> None:
-        for slot, array in zip(self.inputs, inputs):
-            np.copyto(self.arrays[slot], array)
-        for func, args in self.calls:
-            func(*args)
+        for copy_in, array in zip(self.input_copies, inputs):
+            copy_in(array)
+        for call in self.bound:
+            call()
 
     # --- the text
 
