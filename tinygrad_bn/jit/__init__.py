@@ -36,6 +36,10 @@ What it refuses, with `JitError` (a RuntimeError):
 * hooks on the models or on any tensor of the step (they are Python code the replay would skip);
 * the step changing an array that belongs to no model or optimizer it can see.
 
+Plain SGD (no momentum or decay) is replayed as two calls on flat buffers: compiling moves every
+parameter, once, into one buffer (``p.data`` becomes a view of it, values unchanged); giving a
+parameter a new array afterwards makes the step trace again.
+
 A new input shape or dtype, another training/eval mode or changed optimizer options
 (``lr``, momentum…) are not errors: the step is traced again for them (three eager calls), and
 each traced variant is kept, so a smaller last batch per epoch is traced once.

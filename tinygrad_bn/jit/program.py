@@ -54,7 +54,7 @@ class Program:
                         flat.buffer.__array_interface__["data"][0]
                     offset = start // view.itemsize
                     grad_views[g_slot] = grad_buffer[offset:offset + view.size].reshape(view.shape)
-                self.flat = flat
+                self.flat, self.flat_rate = flat, lr
                 self.flat_update = (np.asarray(lr, dtype=flat.buffer.dtype), grad_buffer,
                                     np.empty_like(flat.buffer),
                                     {id(op) for op in rec.ops[-2 * len(param_slots):]})
@@ -300,11 +300,10 @@ class Program:
         if self.flat_update:
             if phase != "update":
                 lines.append("# --- update ---")
-            rate = self.flat_update[0].item()
-            lines += [f"np.multiply({rate!r}, grads, out=scaled)".ljust(60)
-                      + "  # SGD.step: p ← p − lr·g for every parameter at once,",
+            lines += [f"np.multiply({self.flat_rate!r}, grads, out=scaled)".ljust(60)
+                      + "  # SGD.step, every parameter at once:",
                       "np.subtract(params, scaled, out=params)".ljust(60)
-                      + "  # params and grads: one flat buffer each"]
+                      + "  # params, grads: one flat buffer each"]
         return "\n".join(lines)
 
 
