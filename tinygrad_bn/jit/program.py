@@ -28,7 +28,7 @@ OUT_FUNCTIONS = {np.sum, np.max, np.min, np.amax, np.amin, np.mean, np.prod, np.
 # --- the compiled program ----------------------------------------------------------------------
 
 class Program:
-    """A recorded step turned into a list of (function, args, kwargs) calls on fixed buffers."""
+    """A recorded step turned into a list of (function, arguments) calls on fixed buffers."""
 
     def __init__(self, recorder: Recorder, persistent: set, output: int | None,
                  grads: list, write_backs: list, inputs: list, param_slots: list,
@@ -48,12 +48,10 @@ class Program:
                 # SGD as two calls on flat buffers: every parameter is a view of one buffer
                 # (moved there once), every gradient a view of another, laid out alike.
                 grad_buffer = np.empty_like(flat.buffer)
-                for (_, p_slot, _), g_slot, view in zip(param_slots, grad_slots, views):
+                for (_, p_slot, _), g_slot, view, start in zip(param_slots, grad_slots, views,
+                                                                flat.offsets):
                     arrays[p_slot] = view
-                    start = view.__array_interface__["data"][0] - \
-                        flat.buffer.__array_interface__["data"][0]
-                    offset = start // view.itemsize
-                    grad_views[g_slot] = grad_buffer[offset:offset + view.size].reshape(view.shape)
+                    grad_views[g_slot] = grad_buffer[start:start + view.size].reshape(view.shape)
                 self.flat, self.flat_rate = flat, lr
                 self.flat_update = (np.asarray(lr, dtype=flat.buffer.dtype), grad_buffer,
                                     np.empty_like(flat.buffer),
@@ -350,6 +348,7 @@ class FlatParameters:
         self.buffer: np.ndarray | None = None
         self.params: list = []
         self.views: list = []
+        self.offsets: list = []     # where each parameter starts in the buffer
 
     def place(self, params: list, arrays: list) -> list | None:
         """Views of the buffer for ``params`` (moving them there the first time); None if the
@@ -363,6 +362,7 @@ class FlatParameters:
                 np.copyto(view, array)
                 param.data = view           # the parameter keeps its values, in the buffer
                 self.views.append(view)
+                self.offsets.append(start)
                 start += array.size
             self.params = list(params)
             return self.views
@@ -415,7 +415,7 @@ def _assign(buffer: np.ndarray, func: Any, args: tuple) -> None:
     np.copyto(buffer, func(*args))
 
 
-def _draw(method: str, args: tuple, kwargs: dict, buffer: np.ndarray) -> None:  # noqa
+def _draw(method: str, args: tuple, kwargs: dict, buffer: np.ndarray) -> None:
     # The generator is looked up at every replay: manual_seed replaces it.
     np.copyto(buffer, getattr(generator(), method)(*args, **kwargs))
 
