@@ -128,6 +128,14 @@ class Program:
             self.calls += [(np.multiply, (rate, grad_buffer, scaled)),
                            (np.subtract, (self.flat.buffer, scaled, self.flat.buffer))]
         self.calls += [(np.copyto, (arrays[dest], arrays[src])) for dest, src in write_backs]
+        # The recording's own arrays are no longer needed (the listing reads shapes and names
+        # from the program's arrays): let them go, so a compiled step holds one set of buffers.
+        for slot, kind in enumerate(rec.kinds):
+            if kind not in ("state", "external"):
+                rec.arrays[slot] = None
+        rec.keep.clear()
+        rec.slot_of.clear()
+        rec.snapshots.clear()
         # Each call with its arguments bound once: replaying is then one call per entry.
         self.bound = [functools.partial(func, *args) for func, args in self.calls]
         self.input_copies = [functools.partial(np.copyto, arrays[slot]) for slot in inputs]

@@ -159,6 +159,7 @@ class CompiledStep:
             return result
         placed_before = self._flat.buffer is not None
         variant[2] = self._compile(variant[1], recorder, extra)
+        variant[1] = None                   # the first recording has served its purpose
         if not placed_before and self._flat.buffer is not None:
             # The parameters just moved into the flat buffer: programs compiled before point
             # at their old arrays, so only this one is kept.
