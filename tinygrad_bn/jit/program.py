@@ -121,6 +121,9 @@ class Program:
         self.ops = self._live(live_ops, {root[s] for s, _ in write_backs}
                               | {root[s] for _, s in grads if s is not None}
                               | ({root[output]} if output is not None else set()))
+        self._reuse_buffers({root[s] for s, _ in write_backs} | set(grad_views)
+                            | {root[s] for _, s in grads if s is not None}
+                            | ({root[output]} if output is not None else set()))
         flat_ops = self.flat_update[3] if self.flat_update else set()
         self.calls = prologue + [self._call(op) for op in self.ops if id(op) not in flat_ops]
         if self.flat_update:
@@ -139,6 +142,35 @@ class Program:
         # Each call with its arguments bound once: replaying is then one call per entry.
         self.bound = [functools.partial(func, *args) for func, args in self.calls]
         self.input_copies = [functools.partial(np.copyto, arrays[slot]) for slot in inputs]
+
+    def _reuse_buffers(self, pinned: set) -> None:
+        """Give a temporary the buffer of an earlier one whose last reader has run (same shape,
+        type and layout), as an allocator reuses freed memory: fewer buffers, warmer caches.
+        ``pinned`` buffers are read after the step (gradients, the loss) and keep their own.
+        The views made once are made again, on the buffers their sources now have."""
+        rec, root, arrays = self.rec, self.root, self.arrays
+        own = {s for op in self.ops for s in op.results
+               if root[s] == s and rec.kinds[s] == "temp" and s not in pinned}
+        last_use: dict = {}
+        for i, op in enumerate(self.ops):
+            for ref in refs_in((op.args, op.kwargs)):
+                last_use[root[ref.slot]] = i
+            for slot in op.writes:
+                last_use[root[slot]] = i
+        free: dict = {}     # (shape, dtype, strides) → [(last use of its occupant, buffer)]
+        for i, op in enumerate(self.ops):
+            for slot in op.results:
+                if slot not in own:
+                    continue
+                layout = (arrays[slot].shape, arrays[slot].dtype, arrays[slot].strides)
+                pool = free.setdefault(layout, [])
+                done = next((j for j, (end, _) in enumerate(pool) if end < i), None)
+                if done is not None:
+                    arrays[slot] = pool.pop(done)[1]
+                pool.append((last_use.get(slot, i), arrays[slot]))
+        for slot, op in self.views.items():
+            arrays[slot] = op.func(*self._resolve(op.args, arrays),
+                                   **self._resolve(op.kwargs, arrays))
 
     def _fold(self, op: Op, arrays: list) -> tuple:
         args, kwargs = self._resolve(op.args, arrays), self._resolve(op.kwargs, arrays)
