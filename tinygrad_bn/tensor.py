@@ -281,6 +281,7 @@ class Tensor:
                 if id(g) in given_to_leaves or g.base is not None:
                     g = g.copy()
                 given_to_leaves.add(id(g))
+                # asanyarray: an ndarray subclass (jit's traced arrays) must stay what it is
                 node.grad = g if node.grad is None else np.asanyarray(node.grad + g)
                 continue
             node.grad = g
