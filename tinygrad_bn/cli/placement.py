@@ -118,11 +118,15 @@ def _print_report(result: TrainResult) -> None:
                    "and an index.html to this folder (needs matplotlib).")
 @click.option("--monitor-every", type=click.IntRange(min=1), default=5, show_default=True,
               help="With --monitor: record one training step out of this many.")
+@click.option("--compile", "compile_step", is_flag=True,
+              help="Run the training step through tinygrad_bn.jit: traced on its first calls, "
+                   "then replayed as a flat numpy program (same numbers, faster; not with "
+                   "--monitor).")
 def train_command(data_path: str | None, features: tuple, target: str, hidden: tuple,
                   batch_norm: bool, lr: float, momentum: float, weight_decay: float, epochs: int,
                   batch_size: int, test_size: float, seed: int, save_path: str | None,
                   as_json: bool, quiet: bool, activation: str, init: str,
-                  monitor_dir: str | None, monitor_every: int) -> None:
+                  monitor_dir: str | None, monitor_every: int, compile_step: bool) -> None:
     """Train the placement classifier and report what it learned.
 
     The network is Linear → BatchNorm1d → ReLU for each hidden layer, then Linear → one logit,
@@ -139,6 +143,9 @@ def train_command(data_path: str | None, features: tuple, target: str, hidden: t
         raise click.BadParameter(f"{target!r} is the target; it cannot also be a feature (the "
                                  "model would be given the answer)", param_hint="--target")
     check_writable(save_path, inputs=[data_path or bundled_placement_path()])
+    if compile_step and monitor_dir:
+        raise click.UsageError("--compile and --monitor cannot be combined: the monitor "
+                               "records through hooks, which a compiled step does not run")
     dataset = _load_training_data(data_path, features, target)
     config = TrainConfig(hidden=hidden, batch_norm=batch_norm, lr=lr, momentum=momentum,
                          weight_decay=weight_decay, epochs=epochs, batch_size=batch_size,
@@ -157,9 +164,10 @@ def train_command(data_path: str | None, features: tuple, target: str, hidden: t
                         click.echo("\r\033[K", nl=False, err=True)  # clear the bar's line
                     click.echo(_epoch_line(record, epochs))
                     bar.update(1)
-                result = train(dataset, config, on_epoch, monitor=monitor)
+                result = train(dataset, config, on_epoch, monitor=monitor,
+                               compile=compile_step)
         else:
-            result = train(dataset, config, monitor=monitor)
+            result = train(dataset, config, monitor=monitor, compile=compile_step)
     except DivergenceError as error:
         raise FileProblem(f"{error} than --lr {lr:g}; nothing was saved") from None
     except ValueError as error:  # e.g. too few rows to split
