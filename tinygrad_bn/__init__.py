@@ -14,6 +14,7 @@ from . import nn, optim
 from .checkpoint import load, save
 from .gradcheck import GradcheckError, gradcheck
 from .graph import topological_order
+from .jit import jit
 from .optim import DivergenceError
 from .random import manual_seed
 from .tensor import Tensor, cat, stack, where
@@ -21,7 +22,6 @@ from .value import Value
 
 __all__ = [
     "Context", "DivergenceError", "Function", "GradcheckError", "Tensor", "Value", "gradcheck",
-    "is_grad_enabled",
-    "load", "manual_seed", "nn", "no_grad", "optim", "save", "topological_order", "__version__",
-    "cat", "stack", "where",
+    "is_grad_enabled", "jit", "load", "manual_seed", "nn", "no_grad", "optim", "save",
+    "topological_order", "__version__", "cat", "stack", "where",
 ]

@@ -59,6 +59,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import nn, optim
+from .graph import collector_paused
+from .jit import jit
 from .random import manual_seed
 from .scalar import MLP
 from .tensor import Tensor
@@ -70,7 +72,7 @@ except ImportError:  # pragma: no cover - Windows
     resource = None
 
 __all__ = ["Config", "CONFIGS", "TARGETS", "NumpyMLP", "TinygradMLP", "DirectForwardMLP",
-           "MonitoredMLP", "TorchMLP", "build_engines",
+           "MonitoredMLP", "TorchMLP", "CompiledMLP", "build_engines",
            "check_agreement", "initial_state", "make_batch", "moons", "scalar_step",
            "time_interleaved", "main"]
 
@@ -92,12 +94,15 @@ class Config:
     batch: int
     loss: str             # "bce" (one logit per row) or "ce" (class logits)
     lr: float = 0.05
+    activation: str = "relu"   # or "sigmoid" (the paper's setup)
 
 
 CONFIGS = (
     Config("placement", (2, 16, 16, 1), 32, "bce"),
     Config("medium", (784, 256, 256, 10), 128, "ce"),
     Config("large", (784, 1024, 1024, 10), 512, "ce"),
+    # The Batch Normalization paper's MNIST network: three sigmoid layers of 100 with BN.
+    Config("paper", (784, 100, 100, 100, 10), 60, "ce", activation="sigmoid"),
 )
 
 
@@ -114,11 +119,17 @@ class Target:
 
 
 TARGETS = {
-    "placement": Target("placement step: tinygrad_bn / numpy", 1.5),
+    "placement-compiled": Target("placement step, compiled / hand numpy", 0.60),
+    "placement": Target("placement step, eager / hand numpy", 1.20),
+    "medium-compiled": Target("medium 784→256→256→10 b128, compiled / hand numpy", 1.00),
+    "large-compiled": Target("large 784→1024→1024→10 b512, compiled / hand numpy", 1.00),
+    "paper-compiled": Target("paper setup 784→100×3→10 sigmoid+BN b60, compiled / PyTorch", 0.5),
     "medium": Target("medium step: tinygrad_bn / numpy", 1.1),
     "large": Target("large step: tinygrad_bn / numpy", 1.1),
-    "scalar": Target("scalar step (gc on): micrograd / tinygrad_bn.Value", 10.0, at_most=False),
-    "rss": Target("resident memory: after 10 000 / after 1 000 placement steps", 1.05),
+    "scalar": Target("scalar engine: micrograd's moons step, micrograd / ours", 20.0,
+                     at_most=False),
+    "gc": Target("scalar engine: 10⁶-node graph, gc on / gc off", 1.5),
+    "rss": Target("memory: RSS after 10 000 compiled placement steps / after 1 000", 1.05),
     "peak": Target("peak memory of one large step: tinygrad_bn / numpy", 1.5),
     "convnet": Target("convnet step (batch 64, 1×28×28): tinygrad_bn / torch", 1.0),
     "hooks": Target("placement step, no hook registered: Module.__call__ / forward() called "
@@ -135,10 +146,11 @@ class Plan:
     scalar_rounds: int     # fresh interpreters per scalar engine
     scalar_steps: int      # timed steps in each of them (after one untimed step)
     flat_steps: tuple = (1000, 10000)   # resident memory is read after this many steps
+    gc_nodes: int = 1_000_000           # size of the scalar graph timed with gc on and off
 
 
 FULL = Plan(repeats=40, block_seconds=0.05, scalar_rounds=3, scalar_steps=4)
-QUICK = Plan(repeats=9, block_seconds=0.02, scalar_rounds=1, scalar_steps=3)
+QUICK = Plan(repeats=9, block_seconds=0.02, scalar_rounds=1, scalar_steps=3, gc_nodes=200_000)
 
 
 # --- the network's starting point, shared by every engine -------------------------------------
@@ -192,6 +204,7 @@ class NumpyMLP:
         self.state = {key: value.copy() for key, value in state.items()}
         self.blocks = len(config.sizes) - 2
         self.lr, self.loss, self.x, self.target = config.lr, config.loss, x, target
+        self.sigmoid = config.activation == "sigmoid"
 
     def step(self) -> float:
         s, n = self.state, len(self.x)
@@ -206,7 +219,8 @@ class NumpyMLP:
             var = (centred * centred).mean(axis=0)
             istd = 1.0 / np.sqrt(var + EPS)
             x_hat = centred * istd
-            out = np.maximum(x_hat * s[bn + "weight"] + s[bn + "bias"], 0)   # γ·x̂ + β, ReLU
+            out = x_hat * s[bn + "weight"] + s[bn + "bias"]             # γ·x̂ + β
+            out = 1 / (1 + np.exp(-out)) if self.sigmoid else np.maximum(out, 0)
             s[bn + "running_mean"] *= 1 - BN_MOMENTUM
             s[bn + "running_mean"] += BN_MOMENTUM * mean
             s[bn + "running_var"] *= 1 - BN_MOMENTUM
@@ -235,7 +249,7 @@ class NumpyMLP:
         for i in reversed(range(self.blocks)):
             lin, bn = f"{3 * i}.", f"{3 * i + 1}."
             h, x_hat, istd, out = saved[i]
-            grad_a = grad_h * (out > 0)                       # ReLU
+            grad_a = grad_h * (out * (1 - out) if self.sigmoid else out > 0)  # σ' or ReLU'
             grad_beta = grad_a.sum(axis=0)                    # BatchNorm, closed form
             grad_gamma = (grad_a * x_hat).sum(axis=0)
             grad_z = (s[bn + "weight"] * istd) * (grad_a - grad_beta / n
@@ -259,8 +273,9 @@ class _EagerMLP:
     def _build(self, nn_module: Any, optim_module: Any, config: Config, state: dict) -> None:
         layers: list = []
         for fan_in, fan_out in zip(config.sizes[:-2], config.sizes[1:-1]):
+            activation = nn_module.Sigmoid if config.activation == "sigmoid" else nn_module.ReLU
             layers += [nn_module.Linear(fan_in, fan_out), nn_module.BatchNorm1d(fan_out),
-                       nn_module.ReLU()]
+                       activation()]
         layers.append(nn_module.Linear(config.sizes[-2], config.sizes[-1]))
         self.model = nn_module.Sequential(*layers)
         self.model.load_state_dict(state)
@@ -287,6 +302,27 @@ class TinygradMLP(_EagerMLP):
 
     def state_dict(self) -> dict:
         return self.model.state_dict()
+
+
+class CompiledMLP(TinygradMLP):
+    """The same tinygrad_bn step compiled with `tinygrad_bn.jit`: traced, then replayed."""
+
+    name = "compiled"
+
+    def __init__(self, config: Config, state: dict, x: np.ndarray, target: np.ndarray):
+        super().__init__(config, state, x, target)
+        self.y = Tensor(target)
+        self.compiled = jit(self.eager_step)
+
+    def eager_step(self, x: Tensor, y: Tensor) -> Tensor:
+        loss = self.loss_fn(self.model(x), y)
+        loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        return loss
+
+    def step(self) -> float:
+        return self.compiled(self.x, self.y).item()
 
 
 def _call_without_hooks(module: Any, *args: Any) -> Any:
@@ -349,7 +385,7 @@ def build_engines(config: Config, with_torch: bool) -> list:
     """tinygrad_bn, numpy (and torch) engines from the same initial state and batch."""
     state = initial_state(config)
     x, target = make_batch(config)
-    kinds = [TinygradMLP, NumpyMLP] + ([TorchMLP] if with_torch else [])
+    kinds = [TinygradMLP, CompiledMLP, NumpyMLP] + ([TorchMLP] if with_torch else [])
     return [kind(config, state, x, target) for kind in kinds]
 
 
@@ -468,9 +504,9 @@ def peak_step_memory(engine: Any) -> int:
 
 
 def _flatness_worker(counts: Sequence[int]) -> dict:
-    """Resident memory after each count of tinygrad_bn placement steps (a fresh interpreter)."""
+    """Resident memory after each count of compiled placement steps (a fresh interpreter)."""
     config = CONFIGS[0]
-    engine = TinygradMLP(config, initial_state(config), *make_batch(config))
+    engine = CompiledMLP(config, initial_state(config), *make_batch(config))
     readings, done = [], 0
     for count in counts:
         for _ in range(count - done):
@@ -535,6 +571,34 @@ def _scalar_worker(engine: str, steps: int, clock_name: str) -> dict:
     times = [_time_block(lambda: scalar_step(model, value, points, labels), 1, clock)[0]
              for _ in range(steps)]
     return {"times": times, "parameters": after_one_step}
+
+
+def _gc_worker(mode: str, nodes: int, clock_name: str) -> dict:
+    """Build a ``nodes``-node Value graph and backpropagate through it, with the collector on
+    (the library's documented strategy: build inside `collector_paused`; backward pauses it
+    itself) or off for the whole process. Seconds per node, build and backward together."""
+    if mode == "off":
+        gc.disable()
+    leaves = [Value(float(i % 7)) for i in range(1000)]
+    clock = CLOCKS[clock_name]
+    start = clock()
+    with collector_paused():
+        total = Value(0.0)
+        for i in range(nodes // 2):        # two nodes per turn: a product and a sum
+            total = total + leaves[i % 1000] * 0.5
+    total.backward()
+    del total                              # freed by reference counting, graph and all
+    return {"seconds_per_node": (clock() - start) / nodes}
+
+
+def _measure_gc(plan: Plan, clock_name: str) -> dict:
+    """Alternate fresh interpreters with the collector on and off; median seconds per node."""
+    times: dict = {"on": [], "off": []}
+    for _ in range(max(plan.scalar_rounds, 1)):
+        for mode in times:
+            result = _run_worker("gc", mode, str(plan.gc_nodes), clock_name)
+            times[mode].append(result["seconds_per_node"])
+    return {mode: statistics.median(values) for mode, values in times.items()}
 
 
 def _run_worker(kind: str, *arguments: str) -> dict:
@@ -647,37 +711,45 @@ def _log(message: str) -> None:
 
 def _step_section(report: Report, plan: Plan, clock: Callable[[], float],
                   with_torch: bool) -> None:
-    """Time the three configurations; measure the large step's peak memory on the way."""
+    """Time every configuration; measure the large step's peak memory on the way."""
     step_rows, fault_rows, agreement_rows = [], [], []
-    names = ["tinygrad_bn", "numpy"] + (["torch"] if with_torch else [])
+    names = ["tinygrad_bn", "compiled", "numpy"] + (["torch"] if with_torch else [])
+    others = [name for name in names if name != "numpy"]
     peak = None
     for config in CONFIGS:
         _log(f"benchmark: {config.name} …")
         engines = build_engines(config, with_torch)
         worst = check_agreement(engines)
         timings = time_interleaved(engines, plan, clock)
-        ratios = [timings[name].median / timings["numpy"].median for name in names
-                  if name != "numpy"]
-        report.results.append((TARGETS[config.name], ratios[0]))
+        ratios = {name: timings[name].median / timings["numpy"].median for name in others}
+        if config.name in TARGETS:
+            report.results.append((TARGETS[config.name], ratios["tinygrad_bn"]))
+        if f"{config.name}-compiled" in TARGETS:
+            if config.name == "paper":
+                if with_torch:
+                    report.results.append((TARGETS["paper-compiled"],
+                                           timings["compiled"].median / timings["torch"].median))
+            else:
+                report.results.append((TARGETS[f"{config.name}-compiled"], ratios["compiled"]))
         step_rows.append([config.name] + [_timing_cell(timings[name]) for name in names]
-                         + [f"{ratio:.2f}×" for ratio in ratios])
+                         + [f"{ratios[name]:.2f}×" for name in others])
         fault_rows.append([config.name] + [f"{statistics.median(timings[name].faults):.0f}"
                                            if resource else "n/a" for name in names])
-        agreement_rows.append([config.name] + [f"{worst[name]:.1e}" for name in names
-                                               if name != "numpy"])
+        agreement_rows.append([config.name] + [f"{worst[name]:.1e}" for name in others])
         if config.name == "large":
-            peak = [peak_step_memory(engine) for engine in engines[:2]]
+            peak = [peak_step_memory(engine) for engine in engines
+                    if engine.name in ("tinygrad_bn", "numpy")]
         del engines
         gc.collect()
     report.add(f"One training step (forward, loss, backward, SGD step, zero_grad), float32: "
-               f"median over {plan.repeats} interleaved blocks [25th–75th percentile]",
-               _table(step_rows, ["config", *names, "tinygrad_bn / numpy"]
-                      + (["torch / numpy"] if with_torch else [])), "",
-               "Minor page faults per step (median; each is a fresh page from the kernel):",
+               f"median over {plan.repeats} interleaved blocks [25th–75th percentile]; "
+               "'compiled' is the same step through tinygrad_bn.jit",
+               _table(step_rows, ["config", *names] + [f"{name} / numpy" for name in others]),
+               "", "Minor page faults per step (median; each is a fresh page from the kernel):",
                _table(fault_rows, ["config", *names]), "",
                "Agreement after one step from the same weights (max |Δ| from numpy over every "
                "parameter and running statistic):",
-               _table(agreement_rows, ["config", *[n for n in names if n != "numpy"]]))
+               _table(agreement_rows, ["config", *others]))
     if peak is not None:
         report.results.append((TARGETS["peak"], peak[0] / peak[1]))
         report.add("", f"Peak memory allocated during one large step (tracemalloc): "
@@ -738,6 +810,16 @@ def _scalar_section(report: Report, plan: Plan, clock_name: str) -> None:
                        ["micrograd", _timing_cell(theirs)]], ["engine", "one step"]))
 
 
+def _gc_section(report: Report, plan: Plan, clock_name: str) -> None:
+    _log("benchmark: a large scalar graph with the garbage collector on and off …")
+    per_node = _measure_gc(plan, clock_name)
+    report.results.append((TARGETS["gc"], per_node["on"] / per_node["off"]))
+    report.add("", f"A {plan.gc_nodes:,}-node Value graph, built and backpropagated (fresh "
+                   f"interpreters): {per_node['on'] * 1e6:.2f} µs per node with the collector "
+                   f"on (building inside collector_paused), {per_node['off'] * 1e6:.2f} µs with "
+                   "it off")
+
+
 def _memory_section(report: Report, plan: Plan) -> None:
     _log("benchmark: resident memory over many steps …")
     flat = _run_worker("flatness", *map(str, plan.flat_steps))
@@ -747,7 +829,7 @@ def _memory_section(report: Report, plan: Plan) -> None:
         return
     (first, last), (early, late) = flat["rss"], flat["steps"]
     report.results.append((TARGETS["rss"], last / first))
-    report.add(f"Resident memory of a fresh interpreter running tinygrad_bn placement steps: "
+    report.add(f"Resident memory of a fresh interpreter running compiled placement steps: "
                f"{first / 2**20:.1f} MiB after {early}, {last / 2**20:.1f} MiB after {late}")
 
 
@@ -773,6 +855,7 @@ def run(plan: Plan, threads: int, clock_name: str, malloc: str) -> Report:
     if with_torch:
         _convnet_section(report, plan, clock)
     _scalar_section(report, plan, clock_name)
+    _gc_section(report, plan, clock_name)
     _memory_section(report, plan)
     report.add("", f"({'quick' if plan is QUICK else 'full'} run, "
                    f"{time.perf_counter() - started:.0f} s)")
@@ -804,6 +887,8 @@ def _parser() -> argparse.ArgumentParser:
 def _worker(kind: str, arguments: Sequence[str]) -> dict:
     if kind == "flatness":
         return _flatness_worker([int(a) for a in arguments])
+    if kind == "gc":
+        return _gc_worker(arguments[0], int(arguments[1]), arguments[2])
     if kind.startswith("scalar-"):
         return _scalar_worker(kind[len("scalar-"):], int(arguments[0]), arguments[1])
     raise ValueError(f"unknown benchmark worker {kind!r}")

@@ -116,7 +116,7 @@ class Function:
         needs_input_grad = tuple([t.requires_grad for t in tensors])
         ctx = Context(cls, needs_input_grad)
         data = cls.forward(ctx, *[t._data for t in tensors], **options)
-        if type(data) is not np.ndarray:
+        if not isinstance(data, np.ndarray):  # (isinstance: jit's traced arrays pass as they are)
             data = np.asarray(data)  # numpy turns 0-d results into scalars; keep arrays
         if not (_grad_mode.enabled and any(needs_input_grad)):
             return Tensor._make(data, False)

@@ -394,7 +394,7 @@ class GetItem(Function):
 
     @staticmethod
     def backward(ctx: Context, g: np.ndarray) -> tuple:
-        grad = np.zeros(ctx.x_shape, dtype=g.dtype)
+        grad = np.zeros_like(g, shape=ctx.x_shape)  # g's type (and, under jit/, traced)
         np.add.at(grad, ctx.index, g)
         return (grad,)
 

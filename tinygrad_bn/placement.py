@@ -17,6 +17,7 @@ import numpy as np
 from . import checkpoint, nn, optim
 from .data import DEFAULT_TARGET, Dataset, Standardizer, dropped_rows, train_test_split
 from .function import no_grad
+from .jit import jit
 from .loader import DataLoader, TensorDataset
 from .metrics import accuracy
 from .nn import functional as F
@@ -206,7 +207,7 @@ class Resume:
 
 def train(dataset: Dataset, config: TrainConfig,
           on_epoch: Callable[[dict], None] | None = None, monitor: Any = None,
-          resume: Resume | None = None) -> TrainResult:
+          compile: bool = False, resume: Resume | None = None) -> TrainResult:
     """Train the placement network on ``dataset``; the same seed gives the same numbers.
 
     Steps: stratified split → standardise (statistics from the training split) → for each
@@ -222,7 +223,13 @@ def train(dataset: Dataset, config: TrainConfig,
 
     Raises `optim.DivergenceError` (naming the epoch and step) as soon as the loss stops
     being finite, so a diverged run never returns a model.
+
+    ``compile=True`` runs the step through `tinygrad_bn.jit` (same numbers, faster; not with a
+    monitor, whose hooks a compiled step cannot run).
     """
+    if compile and monitor is not None:
+        raise ValueError("a compiled step cannot run the monitor's hooks: train without "
+                         "compile to use a monitor")
     config.validate()
     if dataset.y is None:
         raise ValueError(f"{dataset.source}: training needs a target column")
@@ -258,6 +265,15 @@ def train(dataset: Dataset, config: TrainConfig,
     loader = DataLoader(TensorDataset(X_train, y_train.reshape(-1, 1)), config.batch_size,
                         shuffle=True, seed=rng,
                         drop_last=dropped_rows(len(X_train), config.batch_size) > 0)
+
+    def step(X_batch: Tensor, y_batch: Tensor) -> Tensor:
+        loss = loss_fn(model(X_batch), y_batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    run_step = jit(step) if compile else step
     history = []
     for epoch in range(first + 1, first + config.epochs + 1):
         model.train()
@@ -265,11 +281,7 @@ def train(dataset: Dataset, config: TrainConfig,
         # Overflow is how divergence starts: check_loss reports it, numpy need not warn.
         with np.errstate(over="ignore", invalid="ignore"):
             for step, (X_batch, y_batch) in enumerate(loader, start=1):
-                loss = loss_fn(model(X_batch), y_batch)
-                value = check_loss(loss, step=step, epoch=epoch)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
+                value = check_loss(run_step(X_batch, y_batch), step=step, epoch=epoch)
                 if monitor is not None:
                     monitor.step()
                 total += value * len(X_batch)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["manual_seed", "generator"]
+__all__ = ["manual_seed", "generator", "set_generator"]
 
 
 class _State:
@@ -26,3 +26,8 @@ def manual_seed(seed: int) -> np.random.Generator:
 def generator() -> np.random.Generator:
     """The generator every random draw in the library uses."""
     return _State.rng
+
+
+def set_generator(rng: np.random.Generator) -> None:
+    """Make ``rng`` the library's generator (the jit swaps in a recording one while tracing)."""
+    _State.rng = rng

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from .graph import collector_paused
 from .random import generator
 from .value import Value
 
@@ -77,8 +78,9 @@ class MLP(_ScalarModule):
                        for i in range(len(nouts))]
 
     def __call__(self, x: Sequence[Value | float]) -> Value | list[Value]:
-        for layer in self.layers:
-            x = layer(x)
+        with collector_paused():  # building a graph: nothing for the collector (graph.py)
+            for layer in self.layers:
+                x = layer(x)
         return x[0] if len(x) == 1 else x
 
     def parameters(self) -> list[Value]:

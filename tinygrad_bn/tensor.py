@@ -294,7 +294,7 @@ class Tensor:
             g = grads.pop(node, None)
             if g is None:
                 continue  # the node does not lead to self through tracked ops
-            if type(g) is not np.ndarray:
+            if not isinstance(g, np.ndarray):
                 g = np.array(g)  # numpy gives 0-d results as scalars; .grad is always an array
             if node._backward_hooks:  # all contributions are summed by now: g is the total
                 g = node._run_backward_hooks(g)
@@ -304,7 +304,8 @@ class Tensor:
                 if id(g) in given_to_leaves or g.base is not None:
                     g = g.copy()
                 given_to_leaves.add(id(g))
-                node.grad = g if node.grad is None else np.asarray(node.grad + g)
+                # asanyarray: an ndarray subclass (jit's traced arrays) must stay what it is
+                node.grad = g if node.grad is None else np.asanyarray(node.grad + g)
                 continue
             node.grad = g
             # Refuse saved arrays changed in place since the forward pass: one integer
@@ -369,6 +370,10 @@ class Tensor:
         if self._backward_hooks is None:
             self._backward_hooks = {}
         return RemovableHandle(self._backward_hooks, hook)
+
+    def has_hooks(self) -> bool:
+        """True if a hook registered with `register_hook` is still in place."""
+        return bool(self._backward_hooks)
 
     def _run_backward_hooks(self, grad: np.ndarray) -> np.ndarray:
         # list(): a hook may remove itself (or another) while the hooks run.

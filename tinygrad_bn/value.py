@@ -24,7 +24,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from .graph import topological_order
+from .graph import collector_paused, topological_order
 
 __all__ = ["Value"]
 
@@ -191,17 +191,18 @@ class Value:
         intermediate nodes are recomputed from zero on each call, so calling backward twice
         doubles the leaf gradients and leaves the intermediate ones as they were.
         """
-        order = topological_order(self)
-        for node in order:
-            if node._a is not None:  # not a leaf
-                node.grad = 0.0
-        self.grad += 1.0  # ∂self/∂self
-        for node in reversed(order):
-            if node._a is not None:
-                # The chain rule, once per parent (a and b may be the same node: a · a).
-                node._a.grad += node._da * node.grad
-                if node._b is not None:
-                    node._b.grad += node._db * node.grad
+        with collector_paused():  # the sort's list and set hold every node: don't rescan them
+            order = topological_order(self)
+            for node in order:
+                if node._a is not None:  # not a leaf
+                    node.grad = 0.0
+            self.grad += 1.0  # ∂self/∂self
+            for node in reversed(order):
+                if node._a is not None:
+                    # The chain rule, once per parent (a and b may be the same node: a · a).
+                    node._a.grad += node._da * node.grad
+                    if node._b is not None:
+                        node._b.grad += node._db * node.grad
 
     def zero_grad(self) -> None:
         """Reset this node's gradient to 0."""

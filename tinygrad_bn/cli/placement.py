@@ -124,11 +124,16 @@ def _print_report(result: TrainResult) -> None:
                    "state, options and data, for --epochs more epochs. Only --epochs, --save, "
                    "--data (the same data, moved), --json, --quiet and --monitor may be given "
                    "with it.")
+@click.option("--compile", "compile_step", is_flag=True,
+              help="Run the training step through tinygrad_bn.jit: traced on its first calls, "
+                   "then replayed as a flat numpy program (same numbers, faster; not with "
+                   "--monitor).")
 def train_command(data_path: str | None, features: tuple, target: str, hidden: tuple,
                   batch_norm: bool, lr: float, momentum: float, weight_decay: float, epochs: int,
                   batch_size: int, test_size: float, seed: int, save_path: str | None,
                   as_json: bool, quiet: bool, activation: str, init: str,
-                  monitor_dir: str | None, monitor_every: int, resume_path: str | None) -> None:
+                  monitor_dir: str | None, monitor_every: int, resume_path: str | None,
+                  compile_step: bool) -> None:
     """Train the placement classifier and report what it learned.
 
     The network is Linear → BatchNorm1d → ReLU for each hidden layer, then Linear → one logit,
@@ -156,6 +161,9 @@ def train_command(data_path: str | None, features: tuple, target: str, hidden: t
     # Only the data are inputs here: --save may replace the --resume file, which is read whole
     # before training, and the save is atomic.
     check_writable(save_path, inputs=[data_path or bundled_placement_path()])
+    if compile_step and monitor_dir:
+        raise click.UsageError("--compile and --monitor cannot be combined: the monitor "
+                               "records through hooks, which a compiled step does not run")
     dataset = _load_training_data(data_path, features, target)
     if resume is None:
         config = TrainConfig(hidden=hidden, batch_norm=batch_norm, lr=lr, momentum=momentum,
@@ -178,9 +186,11 @@ def train_command(data_path: str | None, features: tuple, target: str, hidden: t
                         click.echo("\r\033[K", nl=False, err=True)  # clear the bar's line
                     click.echo(_epoch_line(record, first + epochs))
                     bar.update(1)
-                result = train(dataset, config, on_epoch, monitor=monitor, resume=resume)
+                result = train(dataset, config, on_epoch, monitor=monitor,
+                               compile=compile_step, resume=resume)
         else:
-            result = train(dataset, config, monitor=monitor, resume=resume)
+            result = train(dataset, config, monitor=monitor, compile=compile_step,
+                           resume=resume)
     except DivergenceError as error:
         raise FileProblem(f"{error} than --lr {lr:g}; nothing was saved") from None
     except ValueError as error:  # e.g. too few rows to split

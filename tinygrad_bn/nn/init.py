@@ -95,7 +95,7 @@ def _fill(tensor: Tensor, values: Any) -> Tensor:
     if not isinstance(tensor, Tensor):
         raise TypeError(f"nn.init works on Tensors and Parameters, got {type(tensor).__name__}")
     tensor.data[...] = values
-    increment_version(tensor)
+    increment_version(tensor)  # a graph that saved the old values must not use them
     return tensor
 
 

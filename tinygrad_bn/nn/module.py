@@ -202,6 +202,10 @@ class Module:
         """
         return RemovableHandle(self._backward_hooks, _check_hook(hook))
 
+    def has_hooks(self) -> bool:
+        """True if this module (not its children) has any forward, pre or backward hook."""
+        return bool(self._forward_pre_hooks or self._forward_hooks or self._backward_hooks)
+
     # --- walking the tree ---------------------------------------------------------------------
 
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:

@@ -2,7 +2,6 @@
 weight decay, bias correction, AMSGrad)."""
 from __future__ import annotations
 
-import math
 from typing import Any, Iterable
 
 import numpy as np
@@ -60,12 +59,15 @@ class Adam(Optimizer):
                 g = g + decay * p.data
         state = self.state.get(p)
         if state is None:
-            state = self.state[p] = {"step": 0, "exp_avg": np.zeros_like(p.data),
+            # The step count is a 0-d array, not an int, so that the bias corrections below
+            # are numpy calls a compiled step (jit/) records and replays.
+            state = self.state[p] = {"step": np.zeros((), np.int64),
+                                     "exp_avg": np.zeros_like(p.data),
                                      "exp_avg_sq": np.zeros_like(p.data)}
             if group["amsgrad"]:
                 state["max_exp_avg_sq"] = np.zeros_like(p.data)
-        state["step"] += 1
         m, v, t = state["exp_avg"], state["exp_avg_sq"], state["step"]
+        t += 1  # in place: the state holds this very array
         m *= beta1
         m += (1 - beta1) * g
         v *= beta2
@@ -73,8 +75,10 @@ class Adam(Optimizer):
         if group["amsgrad"]:
             np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
             v = state["max_exp_avg_sq"]
-        step_size = lr / (1 - beta1 ** t)
-        denominator = np.sqrt(v) / math.sqrt(1 - beta2 ** t) + group["eps"]
+        # Float64 like Python numbers, then p's type: what a weak Python scalar becomes.
+        step_size = (lr / (1 - beta1 ** t)).astype(p.data.dtype)
+        bias_correction2 = np.sqrt(1 - beta2 ** t).astype(p.data.dtype)
+        denominator = np.sqrt(v) / bias_correction2 + group["eps"]
         p.data -= step_size * m / denominator
 
 

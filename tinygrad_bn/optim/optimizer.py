@@ -143,8 +143,10 @@ class Optimizer:
                     raise ValueError(f"state {name!r} of parameter {number} has shape "
                                      f"{array.shape}, the parameter has shape {p.shape}")
                 # Buffers take the parameter's dtype (a float64 model after a float32 save);
-                # the step count stays a plain number.
-                new_state[p][name] = array.astype(p.dtype) if array.ndim else array.item()
+                # a step count (0-d; torch saves it as a float) becomes a 0-d int64 array,
+                # as the optimizers keep it, so that a compiled step (jit/) can trace it.
+                new_state[p][name] = (array.astype(p.dtype) if array.ndim
+                                      else np.asarray(int(array.item()), np.int64))
         for saved, group in zip(groups, self.param_groups):
             options = {k: v for k, v in saved.items() if k != "params"}
             options = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}

@@ -1,0 +1,469 @@
+"""Compiling a recording into a `Program`: fixed buffers, one (function, arguments) per call.
+
+The passes, in order: arrays that are the same every step (constants, calls on constants only,
+views of fixed buffers) are made once; calls nobody reads are dropped; plain SGD becomes two
+calls on flat buffers; keyword arguments are bound once and Python numbers become 0-d arrays of
+the operands' type. ``Program.text()`` is the readable listing, one numpy call per line.
+
+Read next: step.py, which records, compares and replays.
+"""
+from __future__ import annotations
+
+import functools
+import operator
+from typing import Any
+
+import numpy as np
+
+from ..random import generator
+from .recording import DEFAULTS, JitError, Op, Recorder, Ref, refs_in
+
+__all__ = ["Program", "FlatParameters", "OUT_FUNCTIONS"]
+
+# Array functions that accept ``out=``: replay writes their result into a preallocated buffer.
+OUT_FUNCTIONS = {np.sum, np.max, np.min, np.amax, np.amin, np.mean, np.prod, np.argmax,
+                 np.argmin, np.any, np.all, np.dot, np.clip, np.cumsum}
+
+
+# --- the compiled program ----------------------------------------------------------------------
+
+class Program:
+    """A recorded step turned into a list of (function, arguments) calls on fixed buffers."""
+
+    def __init__(self, recorder: Recorder, persistent: set, output: int | None,
+                 grads: list, write_backs: list, inputs: list, param_slots: list,
+                 flat: FlatParameters) -> None:
+        rec = self.rec = recorder
+        self.output, self.grads, self.inputs = output, grads, inputs
+        # Every slot's array during replay, fixed once: views are made once, here.
+        root = list(range(len(rec.arrays)))
+        arrays: list = [None] * len(rec.arrays)
+        self.flat, self.flat_update, grad_views = None, None, {}
+        plain_sgd = _plain_sgd(rec, param_slots)
+        if plain_sgd is not None:
+            lr, grad_slots = plain_sgd
+            params = [param for param, _, _ in param_slots]
+            views = flat.place(params, [rec.arrays[slot] for _, slot, _ in param_slots])
+            if views is not None:
+                # SGD as two calls on flat buffers: every parameter is a view of one buffer
+                # (moved there once), every gradient a view of another, laid out alike.
+                grad_buffer = np.empty_like(flat.buffer)
+                for (_, p_slot, _), g_slot, view, start in zip(param_slots, grad_slots, views,
+                                                                flat.offsets):
+                    arrays[p_slot] = view
+                    grad_views[g_slot] = grad_buffer[start:start + view.size].reshape(view.shape)
+                self.flat, self.flat_rate = flat, lr
+                self.flat_update = (np.asarray(lr, dtype=flat.buffer.dtype), grad_buffer,
+                                    np.empty_like(flat.buffer),
+                                    {id(op) for op in rec.ops[-2 * len(param_slots):]})
+        written = {w for op in rec.ops for w in op.writes}
+        prologue = []
+        for slot, kind in enumerate(rec.kinds):
+            if arrays[slot] is not None:
+                continue                                 # a parameter moved to the flat buffer
+            if kind in ("state", "external") and (kind == "state" or slot in persistent):
+                arrays[slot] = rec.arrays[slot]          # live: the real object
+            elif kind in ("constant", "external"):
+                snapshot = rec.snapshots[slot]
+                if slot in written:                      # written in place: reset every step
+                    arrays[slot] = np.empty_like(snapshot)
+                    prologue.append((np.copyto, (arrays[slot], snapshot)))
+                else:
+                    arrays[slot] = snapshot
+            elif kind == "input":
+                arrays[slot] = np.empty_like(rec.arrays[slot])
+        for slot, kind in enumerate(rec.kinds):
+            if kind == "external" and slot not in persistent and slot in written:
+                pass  # a fresh array each call (e.g. np.zeros in a backward): reset above
+            elif kind == "external" and slot in persistent and slot in written:
+                where = next(op.where[0] for op in rec.ops if slot in op.writes)
+                raise JitError(f"the step changes an array of shape {rec.arrays[slot].shape} "
+                               f"at {where} that belongs to no model or optimizer the step "
+                               "names: pass them as closure variables, globals, or attributes "
+                               "of the object whose method is compiled")
+        self.views: dict = {}
+        self.folded: dict = {}
+        # Arrays whose values are the same every step: constants nobody writes, and the results
+        # of calls on nothing else (folded: computed once, here, like the views).
+        fixed = {slot for slot, kind in enumerate(rec.kinds)
+                 if kind in ("constant", "external") and slot not in written
+                 and slot not in persistent}
+        live_ops = []
+        for op in rec.ops:
+            refs = refs_in((op.args, op.kwargs))
+            if op.kind in ("ufunc", "call", "copy") and not op.writes and refs \
+                    and all(r.slot in fixed for r in refs) \
+                    and not any(slot in written for slot in op.results):
+                values = self._fold(op, arrays)
+                for slot, value in zip(op.results, values):
+                    arrays[slot] = value
+                    fixed.add(slot)
+                self.folded[op.results[0]] = op
+                continue
+            if op.kind == "call" and op.view:
+                value = op.func(*self._resolve(op.args, arrays),
+                                **self._resolve(op.kwargs, arrays))
+                sources = [arrays[r.slot] for r in refs_in(op.args)]
+                if any(np.may_share_memory(value, s) for s in sources):
+                    arrays[op.results[0]] = value
+                    source = refs_in(op.args)[0].slot
+                    root[op.results[0]] = root[source]
+                    self.views[op.results[0]] = op
+                    continue
+                op.view = False
+            for slot in op.results:
+                arrays[slot] = grad_views[slot] if slot in grad_views else \
+                    np.empty_like(rec.arrays[slot])
+            live_ops.append(op)
+        self.arrays, self.root = arrays, root
+        self.grad_arrays = [(param, None if slot is None else arrays[slot])
+                            for param, slot in grads]
+        self.ops = self._live(live_ops, {root[s] for s, _ in write_backs}
+                              | {root[s] for _, s in grads if s is not None}
+                              | ({root[output]} if output is not None else set()))
+        self._reuse_buffers({root[s] for s, _ in write_backs} | set(grad_views)
+                            | {root[s] for _, s in grads if s is not None}
+                            | ({root[output]} if output is not None else set()))
+        flat_ops = self.flat_update[3] if self.flat_update else set()
+        self.calls = prologue + [self._call(op) for op in self.ops if id(op) not in flat_ops]
+        if self.flat_update:
+            rate, grad_buffer, scaled, _ = self.flat_update
+            self.calls += [(np.multiply, (rate, grad_buffer, scaled)),
+                           (np.subtract, (self.flat.buffer, scaled, self.flat.buffer))]
+        self.calls += [(np.copyto, (arrays[dest], arrays[src])) for dest, src in write_backs]
+        # The recording's own arrays are no longer needed (the listing reads shapes and names
+        # from the program's arrays): let them go, so a compiled step holds one set of buffers.
+        for slot, kind in enumerate(rec.kinds):
+            if kind not in ("state", "external"):
+                rec.arrays[slot] = None
+        rec.keep.clear()
+        rec.slot_of.clear()
+        rec.snapshots.clear()
+        # Each call with its arguments bound once: replaying is then one call per entry.
+        self.bound = [functools.partial(func, *args) for func, args in self.calls]
+        self.input_copies = [functools.partial(np.copyto, arrays[slot]) for slot in inputs]
+
+    def _reuse_buffers(self, pinned: set) -> None:
+        """Give a temporary the buffer of an earlier one whose last reader has run (same shape,
+        type and layout), as an allocator reuses freed memory: fewer buffers, warmer caches.
+        ``pinned`` buffers are read after the step (gradients, the loss) and keep their own.
+        The views made once are made again, on the buffers their sources now have."""
+        rec, root, arrays = self.rec, self.root, self.arrays
+        own = {s for op in self.ops for s in op.results
+               if root[s] == s and rec.kinds[s] == "temp" and s not in pinned}
+        last_use: dict = {}
+        for i, op in enumerate(self.ops):
+            for ref in refs_in((op.args, op.kwargs)):
+                last_use[root[ref.slot]] = i
+            for slot in op.writes:
+                last_use[root[slot]] = i
+        free: dict = {}     # (shape, dtype, strides) → [(last use of its occupant, buffer)]
+        for i, op in enumerate(self.ops):
+            for slot in op.results:
+                if slot not in own:
+                    continue
+                layout = (arrays[slot].shape, arrays[slot].dtype, arrays[slot].strides)
+                pool = free.setdefault(layout, [])
+                done = next((j for j, (end, _) in enumerate(pool) if end < i), None)
+                if done is not None:
+                    arrays[slot] = pool.pop(done)[1]
+                pool.append((last_use.get(slot, i), arrays[slot]))
+        for slot, op in self.views.items():
+            arrays[slot] = op.func(*self._resolve(op.args, arrays),
+                                   **self._resolve(op.kwargs, arrays))
+
+    def _fold(self, op: Op, arrays: list) -> tuple:
+        args, kwargs = self._resolve(op.args, arrays), self._resolve(op.kwargs, arrays)
+        if op.kind == "copy":
+            return (np.array(args[0], dtype=op.kwargs["dtype"]),)
+        result = op.func(*args, **kwargs)
+        results = result if isinstance(result, tuple) else (result,)
+        return tuple(np.array(r) for r in results)  # own copies, never views
+
+    def _live(self, ops: list, needed: set) -> list:
+        """Drop calls whose results nobody uses (e.g. a sum computed only for its shape)."""
+        rec, root = self.rec, self.root
+        side_effect_kinds = ("state", "external", "input")
+        live = []
+        for op in reversed(ops):
+            writes = {root[s] for s in op.writes}
+            effect = op.kind in ("guard", "draw") or any(
+                rec.kinds[w] in side_effect_kinds and rec.kinds[w] != "external"
+                or (rec.kinds[w] == "external" and self.arrays[w] is rec.arrays[w])
+                for w in writes)
+            if effect or writes & needed or {root[s] for s in op.results} & needed:
+                live.append(op)
+                needed |= {root[r.slot] for r in refs_in((op.args, op.kwargs))} | writes
+        return live[::-1]
+
+    @staticmethod
+    def _resolve(value: Any, arrays: list) -> Any:
+        if isinstance(value, Ref):
+            return arrays[value.slot]
+        if isinstance(value, tuple):
+            return tuple(Program._resolve(v, arrays) for v in value)
+        if isinstance(value, list):
+            return [Program._resolve(v, arrays) for v in value]
+        if isinstance(value, dict):
+            return {k: Program._resolve(v, arrays) for k, v in value.items()}
+        return value
+
+    def _call(self, op: Op) -> tuple:
+        """(function, positional arguments) for one replayed call: keyword arguments are bound
+        once (functools.partial) or passed by position, since ``f(*a, **k)`` per call costs."""
+        arrays = self.arrays
+        args, kwargs = self._resolve(op.args, arrays), self._resolve(op.kwargs, arrays)
+        kwargs = {k: v for k, v in kwargs.items() if not (k in DEFAULTS and v is DEFAULTS[k])}
+        func = op.func
+        if op.kind == "ufunc":
+            if op.text.endswith(".at"):
+                return _bind(func, kwargs), args
+            outs = tuple(arrays[w] for w in (op.writes or op.results))
+            if op.text.endswith(".reduce") and set(kwargs) <= {"axis", "keepdims"}:
+                # reduce(array, axis, dtype, out, keepdims), all by position
+                return func, (args[0], kwargs.get("axis", 0), None, outs[0],
+                              kwargs.get("keepdims", False))
+            if func is np.matmul and not kwargs and _dot_fits(args, outs[0]):
+                return np.dot, args + outs      # the same product, less dispatch for 2-D
+            if "." not in op.text[3:]:                      # a plain ufunc call
+                args = _scalars_as_arrays(args)
+                if func in (np.maximum, np.minimum):  # numpy deprecates their positional out
+                    return _bind(func, dict(kwargs, out=outs)), args
+                return _bind(func, kwargs), args + outs
+            return _bind(func, dict(kwargs, out=outs)), args
+        if op.kind == "setitem":
+            return operator.setitem, args
+        if op.kind == "copy":
+            return _copy_unsafe, (arrays[op.results[0]], args[0])
+        if op.kind == "guard":
+            return _guard, (args[0], op.expected, op.where)
+        if op.kind == "draw":
+            return _draw, (op.func, args, kwargs, arrays[op.results[0]])
+        if func in OUT_FUNCTIONS:
+            return _bind(func, dict(kwargs, out=arrays[op.results[0]])), args
+        return _assign, (arrays[op.results[0]], _bind(func, kwargs), args)
+
+    def run(self, inputs: list) -> None:
+        for copy_in, array in zip(self.input_copies, inputs):
+            copy_in(array)
+        for call in self.bound:
+            call()
+
+    # --- the text
+
+    def name(self, slot: int) -> str:
+        rec = self.rec
+        kind = rec.kinds[slot]
+        if kind in ("input", "state"):
+            return rec.names[slot]
+        if kind == "external" and self.arrays[slot] is rec.arrays[slot]:
+            return f"ext{slot}"
+        if kind in ("constant", "external"):
+            return f"c{slot}"
+        return f"t{slot}"
+
+    def _text_of(self, value: Any) -> str:
+        if isinstance(value, Ref):
+            return self.name(value.slot)
+        if isinstance(value, tuple):
+            inner = ", ".join(self._text_of(v) for v in value)
+            return f"({inner},)" if len(value) == 1 else f"({inner})"
+        if isinstance(value, list):
+            return "[" + ", ".join(self._text_of(v) for v in value) + "]"
+        if isinstance(value, slice):
+            parts = ["" if p is None else repr(p) for p in (value.start, value.stop, value.step)]
+            return ":".join(parts[:2] if value.step is None else parts)
+        if isinstance(value, np.dtype):
+            return f"np.{value.name}"
+        if isinstance(value, float):
+            return repr(value)
+        if value is Ellipsis:
+            return "..."
+        return repr(value)
+
+    def _line(self, op: Op) -> str:
+        args = [self._text_of(a) for a in op.args]
+        kw = [f"{k}={self._text_of(v)}" for k, v in op.kwargs.items()
+              if not (k in DEFAULTS and v is DEFAULTS[k])]
+        results = ", ".join(self.name(s) for s in op.results)
+        if op.kind == "setitem":
+            return f"{args[0]}[{args[1].strip('()').rstrip(',')}] = {args[2]}"
+        if op.kind == "guard":
+            return f"check bool({args[0]}) is {op.expected}"
+        if op.kind == "copy":
+            return f"np.copyto({results}, {args[0]})"
+        if op.kind == "draw":
+            return f"generator().{op.func}({', '.join(args + kw)}, out={results})"
+        if op.text == "[]":
+            return f"{results} = {args[0]}[{args[1].strip('()').rstrip(',')}]"
+        if op.text.startswith("."):
+            return f"{results} = {args[0]}{op.text}({', '.join(args[1:] + kw)})"
+        if op.kind == "ufunc" and op.writes:
+            outs = ", ".join(self.name(w) for w in op.writes)
+            if op.text.endswith(".at"):
+                return f"{op.text}({', '.join(args + kw)})"
+            return f"{op.text}({', '.join(args + kw)}, out={outs})"
+        if op.kind == "ufunc" or op.func in OUT_FUNCTIONS:
+            return f"{op.text}({', '.join(args + kw)}, out={results})"
+        return f"{results} = {op.text}({', '.join(args + kw)})"
+
+    def text(self) -> str:
+        rec = self.rec
+        lines = ["# inputs and state (models' and optimizers' arrays, changed in place); t<n> are "
+                 "buffers", "# allocated once, c<n> constants"]
+        for slot, kind in enumerate(rec.kinds):
+            if kind in ("input", "state"):
+                array = self.arrays[slot]
+                lines.append(f"#   {rec.names[slot]}: {kind}, {array.dtype} {array.shape}")
+        if self.folded:
+            lines.append("# constants computed once, before the first replay:")
+            lines += [f"#   {self._line(op)}" for op in self.folded.values()]
+        if self.views:
+            lines.append("# views made once, before the first replay:")
+            lines += [f"#   {self._line(op)}" for op in self.views.values()]
+        phase = None
+        first_backward = next((i for i, op in enumerate(self.ops) if op.phase == "backward"),
+                              len(self.ops))
+        last_backward = max((i for i, op in enumerate(self.ops) if op.phase == "backward"),
+                            default=-1)
+        flat_ops = self.flat_update[3] if self.flat_update else set()
+        for i, op in enumerate(self.ops):
+            now = ("forward" if i < first_backward else
+                   "backward" if i <= last_backward else "update")
+            if now != phase:
+                lines.append(f"# --- {now} ---")
+                phase = now
+            if id(op) not in flat_ops:
+                lines.append(f"{self._line(op):<60}  # {op.where[1]}")
+        if self.flat_update:
+            if phase != "update":
+                lines.append("# --- update ---")
+            lines += [f"np.multiply({self.flat_rate!r}, grads, out=scaled)".ljust(60)
+                      + "  # SGD.step, every parameter at once:",
+                      "np.subtract(params, scaled, out=params)".ljust(60)
+                      + "  # params, grads: one flat buffer each"]
+        return "\n".join(lines)
+
+
+def _plain_sgd(rec: Recorder, param_slots: list) -> tuple | None:
+    """(learning rate, gradient slots) if the recorded update is exactly plain SGD — per
+    parameter, in order, ``t = lr·g; p −= t`` and nothing else after backward — else None."""
+    update = rec.ops[len(rec.ops) - 2 * len(param_slots):]
+    last_backward = max((i for i, op in enumerate(rec.ops) if op.phase == "backward"),
+                        default=-1)
+    if not param_slots or last_backward + 1 != len(rec.ops) - len(update):
+        return None
+    dtype = rec.arrays[param_slots[0][1]].dtype
+    rate, grad_slots = None, []
+    for (_, p_slot, _), scale, subtract in zip(param_slots, update[0::2], update[1::2]):
+        g_slot = scale.args[1].slot if len(scale.args) == 2 and isinstance(scale.args[1], Ref) \
+            else None
+        if g_slot is None or rec.kinds[g_slot] != "temp" or \
+                rec.arrays[p_slot].dtype != dtype or rec.arrays[g_slot].dtype != dtype:
+            return None
+        is_scale = (scale.kind == "ufunc" and scale.func is np.multiply and not scale.writes
+                    and not scale.kwargs and len(scale.args) == 2
+                    and type(scale.args[0]) is float and isinstance(scale.args[1], Ref)
+                    and scale.args[1].slot == g_slot)
+        is_subtract = (subtract.kind == "ufunc" and subtract.func is np.subtract
+                       and subtract.writes == (p_slot,) and not subtract.kwargs
+                       and len(subtract.args) == 2 and isinstance(subtract.args[1], Ref)
+                       and isinstance(subtract.args[0], Ref)
+                       and subtract.args[0].slot == p_slot
+                       and subtract.args[1].slot == scale.results[0])
+        if not (is_scale and is_subtract) or (rate is not None and scale.args[0] != rate):
+            return None
+        rate = scale.args[0]
+        grad_slots.append(g_slot)
+    if len(set(grad_slots)) != len(grad_slots):
+        return None
+    return rate, grad_slots
+
+
+class FlatParameters:
+    """Every parameter of a compiled step moved, once, into one flat buffer (as views of it), so
+    that plain SGD updates them all in two numpy calls."""
+
+    def __init__(self) -> None:
+        self.buffer: np.ndarray | None = None
+        self.params: list = []
+        self.views: list = []
+        self.offsets: list = []     # where each parameter starts in the buffer
+
+    def place(self, params: list, arrays: list) -> list | None:
+        """Views of the buffer for ``params`` (moving them there the first time); None if the
+        parameters are not (or no longer) the ones placed."""
+        if self.buffer is None:
+            dtype = arrays[0].dtype
+            self.buffer = np.empty(sum(a.size for a in arrays), dtype)
+            start = 0
+            for param, array in zip(params, arrays):
+                view = self.buffer[start:start + array.size].reshape(array.shape)
+                np.copyto(view, array)
+                param.data = view           # the parameter keeps its values, in the buffer
+                self.views.append(view)
+                self.offsets.append(start)
+                start += array.size
+            self.params = list(params)
+            return self.views
+        same = len(params) == len(self.params) and all(
+            p is q and a is v for p, q, a, v in zip(params, self.params, arrays, self.views))
+        return self.views if same else None
+
+    def intact(self) -> bool:
+        """False once someone assigned a parameter a new array (its values left the buffer)."""
+        return all(p.data is v for p, v in zip(self.params, self.views))
+
+
+def _bind(func: Any, kwargs: dict) -> Any:
+    return functools.partial(func, **kwargs) if kwargs else func
+
+
+def _scalars_as_arrays(args: tuple) -> tuple:
+    """Python numbers as 0-d arrays of the array operands' type, made once.
+
+    numpy converts a Python number in ``array * 0.5`` to the array's type on every call (it is
+    a *weak* scalar); converting it once gives the same values without that cost. Only where
+    the conversion is exactly numpy's: a float with floating arrays, an int with int or float
+    arrays.
+    """
+    arrays = [a for a in args if isinstance(a, np.ndarray)]
+    if not arrays:
+        return args
+    dtype = np.result_type(*arrays)
+    converted = []
+    for a in args:
+        convertible = (isinstance(a, float) and dtype.kind == "f") or (
+            isinstance(a, int) and not isinstance(a, bool) and dtype.kind in "fiu")
+        converted.append(np.asarray(a, dtype=dtype) if convertible else a)
+    return tuple(converted)
+
+
+def _dot_fits(args: tuple, out: np.ndarray) -> bool:
+    """np.dot(a, b, out) can stand for np.matmul: 2-D operands of out's type, out C-ordered."""
+    return (len(args) == 2 and all(isinstance(a, np.ndarray) and a.ndim == 2
+                                   and a.dtype == out.dtype for a in args)
+            and out.flags.c_contiguous)
+
+
+def _copy_unsafe(buffer: np.ndarray, source: np.ndarray) -> None:
+    np.copyto(buffer, source, casting="unsafe")     # what .astype() does
+
+
+def _assign(buffer: np.ndarray, func: Any, args: tuple) -> None:
+    """Calls without ``out=``: compute, then copy into the slot's fixed buffer."""
+    np.copyto(buffer, func(*args))
+
+
+def _draw(method: str, args: tuple, kwargs: dict, buffer: np.ndarray) -> None:
+    # The generator is looked up at every replay: manual_seed replaces it.
+    np.copyto(buffer, getattr(generator(), method)(*args, **kwargs))
+
+
+def _guard(array: np.ndarray, expected: bool, where: tuple) -> None:
+    if bool(array) != expected:
+        raise JitError(f"a test on tensor values at {where[0]} (in {where[1]}) came out "
+                       f"{not expected} where the traced step had {expected}: the compiled "
+                       "program only holds the branch taken when it was traced (this step may "
+                       "have been partly applied). Check the inputs, or run the step eagerly.")
+
