@@ -80,6 +80,17 @@ def test_resumed_run_equals_one_run_bit_for_bit(tmp_path, momentum):
     assert metadata["resume"]["epochs_trained"] == 5 and metadata["options"]["epochs"] == 5
 
 
+def test_compiled_parts_resume_like_the_eager_run(tmp_path):
+    """--compile keeps the optimizer's buffers as eager SGD does: a run compiled in two
+    parts saves the arrays of the eager run in one part."""
+    options = ["--momentum", "0.9", "--seed", "2"]
+    ok("train", "--quiet", "--epochs", "4", *options, "--save", tmp_path / "once.npz")
+    ok("train", "--quiet", "--epochs", "1", "--compile", *options, "--save", tmp_path / "p.npz")
+    ok("train", "--quiet", "--resume", tmp_path / "p.npz", "--epochs", "3", "--compile",
+       "--save", tmp_path / "p.npz")
+    assert_same_arrays(tmp_path / "once.npz", tmp_path / "p.npz")
+
+
 def test_a_plain_run_is_unchanged():
     """Saving the optimizer's state changed nothing of a default run."""
     summary = json.loads(ok("train", "--json").stdout)

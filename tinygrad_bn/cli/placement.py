@@ -122,8 +122,8 @@ def _print_report(result: TrainResult) -> None:
 @click.option("--resume", "resume_path", type=click.Path(dir_okay=False),
               help="Continue training a model saved by train --save, with its saved optimizer "
                    "state, options and data, for --epochs more epochs. Only --epochs, --save, "
-                   "--data (the same data, moved), --json, --quiet and --monitor may be given "
-                   "with it.")
+                   "--data (the same data, moved), --json, --quiet, --monitor and --compile "
+                   "may be given with it.")
 @click.option("--compile", "compile_step", is_flag=True,
               help="Run the training step through tinygrad_bn.jit: traced on its first calls, "
                    "then replayed as a flat numpy program (same numbers, faster; not with "
