@@ -551,7 +551,10 @@ def _saved_config(metadata: dict, path: str | os.PathLike) -> TrainConfig:
 def load_resume(path: str | os.PathLike) -> tuple:
     """Read a file written by `save_model` to continue its training: returns (`Resume`,
     the run's TrainConfig, metadata). Checked as `load_model` checks; raises ValueError
-    (one line naming the file) also when it was saved without its optimizer state."""
+    (one line naming the file) also when it was saved without its optimizer state.
+
+    The config's ``epochs`` is the saved run's total; set it to the number of further epochs
+    before ``train(dataset, config, resume=resume)``."""
     model, scaler, metadata, arrays = _read(path)
     if "resume" not in metadata:
         raise ValueError(f"{path} was saved without its optimizer state, so its training "

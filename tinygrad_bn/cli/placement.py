@@ -357,7 +357,9 @@ def info_command(model_path: str, as_json: bool) -> None:
     Names read from the file are shown with control characters escaped."""
     model, scaler, metadata = _load_model_or_fail(model_path)  # checked and read once
     arrays = {f"model.{k}": v for k, v in model.state_dict().items()}
-    if "resume" in metadata:  # the optimizer's buffers, whose shapes are the parameters'
+    # The optimizer's buffers are listed by shape and dtype only, which the loader checked to
+    # be their parameters' (so the parameters stand in for them here).
+    if "resume" in metadata:
         momentum = metadata["resume"]["optimizer"][0]["momentum"] > 0
         arrays.update({f"optimizer.state.{i}.momentum_buffer": p.data
                        for i, p in enumerate(model.parameters()) if momentum})
