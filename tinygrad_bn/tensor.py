@@ -99,7 +99,7 @@ def increment_version(tensor: Tensor) -> None:
 
 
 def _same_values(array: np.ndarray, copy: np.ndarray) -> bool:
-    """True if ``array`` still holds ``copy``'s values (NaN equal to NaN: reading is not writing)."""
+    """True if ``array`` still holds ``copy``'s values (NaN equals NaN: reading is no write)."""
     return bool(np.array_equal(array, copy, equal_nan=array.dtype.kind in "fc"))
 
 

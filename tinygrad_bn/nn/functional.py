@@ -211,7 +211,7 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
         var = Tensor._make(running_var.data.reshape(shape), False)
         return _normalize_composed(input, weight, bias, mean, var, eps, shape, batch=False)
 
-    n = input.data.size // channels
+    n = input.numel() // channels
     if n == 0:  # an empty batch: empty output, nothing to learn from, as in PyTorch
         zero = Tensor._make(np.zeros(shape, input.dtype), False)
         one = Tensor._make(np.ones(shape, input.dtype), False)
