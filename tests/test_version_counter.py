@@ -165,7 +165,9 @@ def _matmul_graph():
     lambda w: w.data.fill(7),
     lambda w: w.numpy().__setitem__(1, 0),                # .numpy() hands out the same array
     lambda w: w.detach().data.__setitem__(0, 5),          # so does detach()
-], ids=["setitem-ellipsis", "element", "copyto", "fill", "numpy", "detach"])
+    lambda w: np.asarray(w).__setitem__(0, 5),            # and np.asarray(tensor)
+    lambda w: w.data.reshape(-1).__setitem__(3, 0),       # a view of the handed-out array
+], ids=["setitem-ellipsis", "element", "copyto", "fill", "numpy", "detach", "asarray", "view"])
 def test_a_raw_write_between_forward_and_backward_is_refused_naming_the_op(write):
     x, w, loss = _matmul_graph()
     write(w)
