@@ -120,14 +120,21 @@ class Function:
             data = np.asarray(data)  # numpy turns 0-d results into scalars; keep arrays
         if not (_grad_mode.enabled and any(needs_input_grad)):
             return Tensor._make(data, False)
-        if ctx.saved_tensors:
-            # When the arrays were saved: backward refuses them if an input or the output
-            # changed in place after this tick (tensor.py, `data`).
-            ctx.saved_at = next(_ticks)
         # The new node: its parents are the inputs, and backward finds its rule through the
         # context (node → ctx → ctx.function.backward).
-        return Tensor._make(data, True, ctx, tensors, cls.__name__)
+        out = Tensor._make(data, True, ctx, tensors, cls.__name__)
+        if ctx.saved_tensors:
+            # When the arrays were saved: backward refuses them if an input or the output
+            # changed in place after this tick (tensor.py, `data`). Marking the tensors
+            # `_SAVED` makes `.data` keep a copy when it next hands their arrays out.
+            ctx.saved_at = next(_ticks)
+            for t in tensors:
+                if type(t._snapshot) is tuple:  # handed out since an earlier saving: settle
+                    _settle_snapshot(t)
+                t._snapshot = _SAVED
+            out._snapshot = _SAVED
+        return out
 
 
 # Imported last on purpose: tensor.py builds on Function, and Function.apply builds Tensors.
-from .tensor import Tensor, _ticks  # noqa: E402
+from .tensor import _SAVED, Tensor, _settle_snapshot, _ticks  # noqa: E402

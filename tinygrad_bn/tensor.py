@@ -47,7 +47,7 @@ def _to_array(data: Any, dtype: Any) -> np.ndarray:
     Python floats become float32 and Python ints int64; numpy arrays keep their type.
     """
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     array = np.array(data, dtype=dtype)  # a copy, as torch.tensor makes one
     from_python = not isinstance(data, (np.ndarray, np.generic))
     if from_python and dtype is None and array.dtype == np.float64:
@@ -83,6 +83,9 @@ def _axes(axis: Axis, ndim: int) -> tuple | None:
 # forward pass (a list of the inputs' versions per node cost twice as much). Only the order of
 # the ticks matters; `next` on an itertools.count is atomic, so threads may share it.
 _ticks = itertools.count(1)
+# The state of `Tensor._snapshot` while a graph that saved the tensor awaits its backward pass:
+# saved, and its array not handed out through `.data` since (a write needs a reference to it).
+_SAVED = "saved"
 
 
 def increment_version(tensor: Tensor) -> None:
@@ -95,27 +98,59 @@ def increment_version(tensor: Tensor) -> None:
     tensor._changed_at = next(_ticks)
 
 
+def _same_values(array: np.ndarray, copy: np.ndarray) -> bool:
+    """True if ``array`` still holds ``copy``'s values (NaN equals NaN: reading is no write)."""
+    return bool(np.array_equal(array, copy, equal_nan=array.dtype.kind in "fc"))
+
+
+def _settle_snapshot(tensor: Tensor) -> None:
+    """A new op saves ``tensor`` while a snapshot from an earlier exposure is live: turn what
+    the snapshot tells into a version change, so that one snapshot covers one saving at a time.
+
+    The array was handed out at tick ``_exposed_at``, after every earlier saving of the tensor
+    (a snapshot is taken at the first exposure after a saving) and before this one. If it no
+    longer holds the copied values, it was written in between: every op that saved it before
+    the exposure saw the old values, and no op saved it between the exposure and now — so
+    stamping the change at the exposure's tick refuses exactly the stale ones.
+    """
+    array, copy = tensor._snapshot
+    tensor._snapshot = None
+    if not _same_values(array, copy):
+        tensor._version += 1
+        tensor._changed_at = max(tensor._changed_at, tensor._exposed_at)
+
+
 def _check_saved_arrays(node: Tensor) -> None:
     """Raise RuntimeError if an array that ``node``'s op saved for backward changed in place.
 
-    Called only when an input or the output changed after the op saved its arrays (backward
-    compares the ticks first). A tensor whose array was *replaced* (``t.data = new``) is fine:
-    the op kept the old array, which nobody changed.
+    Called only when an input or the output changed, or had its array handed out through
+    ``.data``, after the op saved its arrays (backward compares the ticks first). A tensor
+    whose array was *replaced* (``t.data = new``) is fine: the op kept the old array, which
+    nobody changed; a handed-out array still holding the values copied when it was handed out
+    was only read.
     """
     ctx = node._ctx
     saved = [a for a in ctx.saved_tensors if isinstance(a, np.ndarray)]
     roles = [(f"input {i}", parent) for i, parent in enumerate(node.parents)]
     for role, tensor in roles + [("the output", node)]:
-        if tensor._changed_at < ctx.saved_at:
+        if tensor._changed_at > ctx.saved_at and _shares(tensor._data, saved):
+            what = f"is at version {tensor._version} and was changed"
+        elif (tensor._exposed_at > ctx.saved_at and type(tensor._snapshot) is tuple
+              and _shares(tensor._snapshot[0], saved)
+              and not _same_values(*tensor._snapshot)):
+            what = "was written in place through its .data array"
+        else:
             continue
-        if any(np.may_share_memory(tensor._data, array) for array in saved):
-            raise RuntimeError(
-                f"one of the variables needed for gradient computation has been modified by an "
-                f"inplace operation: {role} of {node.op}, a {tensor.dtype} tensor of shape "
-                f"{tensor.shape}, is at version {tensor._version} and was changed after "
-                f"{node.op} saved it for backward. {node.op}'s backward needs the values the "
-                "forward pass saw: change tensors after backward() (optimizer.step() after "
-                "loss.backward()), or run the forward pass again.")
+        raise RuntimeError(
+            f"one of the variables needed for gradient computation has been modified by an "
+            f"inplace operation: {role} of {node.op}, a {tensor.dtype} tensor of shape "
+            f"{tensor.shape}, {what} after {node.op} saved it for backward. {node.op}'s "
+            "backward needs the values the forward pass saw: change tensors after backward() "
+            "(optimizer.step() after loss.backward()), or run the forward pass again.")
+
+
+def _shares(array: np.ndarray, saved: list) -> bool:
+    return any(np.may_share_memory(array, other) for other in saved)
 
 
 class Tensor:
@@ -145,9 +180,13 @@ class Tensor:
     # __slots__ rather than a per-object __dict__: a step creates a few dozen tensors, and slots
     # make each one smaller and its attributes quicker to reach.
     # `_data` is the array behind the `data` property; `_version` counts its in-place changes
-    # and `_changed_at` is the tick of the last one (0: never changed).
+    # and `_changed_at` is the tick of the last one (0: never changed). `_snapshot` watches for
+    # writes into the array that no assignment announces (`t.data[...] = 0`): None when no
+    # graph awaiting backward saved the tensor, `_SAVED` when one did, and, once `.data` has
+    # handed the array out since, (array, a copy of it) taken at tick `_exposed_at`.
     __slots__ = ("_data", "grad", "requires_grad", "op", "parents", "name", "_ctx",
-                 "_module_call", "_version", "_changed_at", "_backward_hooks", "__weakref__")
+                 "_module_call", "_version", "_changed_at", "_backward_hooks", "_snapshot",
+                 "_exposed_at", "__weakref__")
     # Tell numpy to leave `array * tensor` to Tensor.__rmul__ instead of looping over elements.
     __array_ufunc__ = None
 
@@ -160,6 +199,8 @@ class Tensor:
         self._data: np.ndarray = array
         self._version: int = 0     # in-place changes of the data so far (see `data`)
         self._changed_at: int = 0  # when the last one happened, on the clock `_ticks`
+        self._snapshot: Any = None  # see __slots__
+        self._exposed_at: int = 0
         self.grad: np.ndarray | None = None
         self.requires_grad: bool = bool(requires_grad)
         self.op: str = ""          # name of the Function that made this tensor ("" for a leaf)
@@ -175,7 +216,8 @@ class Tensor:
         """Wrap an op's result without copying or checking it (the hot path of every op)."""
         out = object.__new__(Tensor)
         out._data, out.grad, out.requires_grad = data, None, requires_grad
-        out._version = out._changed_at = 0
+        out._version = out._changed_at = out._exposed_at = 0
+        out._snapshot = None
         out.op, out.parents, out._ctx, out._module_call = op, parents, ctx, None
         out.name = ""
         out._backward_hooks = None
@@ -185,7 +227,15 @@ class Tensor:
 
     @property
     def data(self) -> np.ndarray:
-        """The values, a numpy array (shared, not copied)."""
+        """The values, a numpy array (shared, not copied).
+
+        Writing into it between a forward pass that saved this tensor and the backward pass
+        makes that backward raise (docs/autodiff.md §10): the first time the array is handed
+        out after such a saving, a copy is kept, and backward compares.
+        """
+        if self._snapshot is _SAVED:
+            self._snapshot = (self._data, self._data.copy())
+            self._exposed_at = next(_ticks)
         return self._data
 
     @data.setter
@@ -215,22 +265,33 @@ class Tensor:
         return self._ctx is None
 
     def numel(self) -> int:
-        return self.data.size
+        return self._data.size
 
     def __len__(self) -> int:
-        return len(self.data)
+        return len(self._data)
 
     def item(self) -> float | int | bool:
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
-        return self.data.item()
+        return self._data.item()
 
     def numpy(self) -> np.ndarray:
-        """The underlying array (shared, not copied — like torch's ``.numpy()``)."""
+        """The underlying array (shared, not copied — like torch's ``.numpy()``); writes into it
+        are watched as through ``.data``."""
         return self.data
 
+    def peek(self) -> np.ndarray:
+        """The underlying array, for code that only *reads* it.
+
+        ``.data`` keeps a copy the first time it hands out an array that a graph awaiting
+        backward saved, so that backward can tell a write into it; the library's own reads
+        on the training path (losses' checks, BatchNorm's statistics, the monitor) use this
+        instead and pay nothing. Never write through it: such a write is not seen.
+        """
+        return self._data
+
     def tolist(self) -> Any:
-        return self.data.tolist()
+        return self._data.tolist()
 
     def detach(self) -> Tensor:
         """The same data as a new leaf that is cut off from the graph."""
@@ -241,19 +302,19 @@ class Tensor:
         self.grad = None
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        return self.data if dtype is None else self.data.astype(dtype)
+        return self.data if dtype is None else self._data.astype(dtype)
 
     def __bool__(self) -> bool:
-        return bool(self.data)
+        return bool(self._data)
 
     def __float__(self) -> float:
         return float(self.item())
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, separator=", ", prefix="Tensor(")
+        body = np.array2string(self._data, separator=", ", prefix="Tensor(")
         extra = ""
-        if self.data.dtype not in (np.float32, np.int64, np.bool_):
-            extra += f", dtype={self.data.dtype}"
+        if self._data.dtype not in (np.float32, np.int64, np.bool_):
+            extra += f", dtype={self._data.dtype}"
         if self.op:
             extra += f", op={self.op}"
         elif self.requires_grad:
@@ -276,14 +337,14 @@ class Tensor:
             raise RuntimeError("backward() on a tensor that does not require grad: no input of "
                                "its graph has requires_grad=True (or it was built under no_grad)")
         if gradient is None:
-            if self.data.size != 1:
+            if self._data.size != 1:
                 raise RuntimeError(f"grad can be implicitly created only for one-element "
                                    f"outputs; this tensor has shape {self.shape}: pass "
                                    "backward(gradient=...) with ∂L/∂output of that shape")
-            gradient = np.ones_like(self.data)
+            gradient = np.ones_like(self._data)
         else:
-            gradient = np.array(gradient.data if isinstance(gradient, Tensor) else gradient,
-                                dtype=self.data.dtype)
+            gradient = np.array(gradient._data if isinstance(gradient, Tensor) else gradient,
+                                dtype=self._data.dtype)
             if gradient.shape != self.shape:
                 raise ValueError(f"gradient has shape {gradient.shape} but the tensor has shape "
                                  f"{self.shape}")
@@ -291,8 +352,12 @@ class Tensor:
         grads = {self: gradient}      # ∂L/∂node, summed over every path found so far
         given_to_leaves = set()       # arrays already stored in a leaf's .grad this pass
         for node in reversed(topological_order(self)):
+            # Every op of this graph that saved `node` comes after it in the order and has been
+            # checked by now (the node's own op, below): stop watching its array, so that the
+            # optimizer step reads `.data` for free.
             g = grads.pop(node, None)
             if g is None:
+                node._snapshot = None
                 continue  # the node does not lead to self through tracked ops
             if not isinstance(g, np.ndarray):
                 g = np.array(g)  # numpy gives 0-d results as scalars; .grad is always an array
@@ -300,6 +365,7 @@ class Tensor:
                 g = node._run_backward_hooks(g)
             ctx = node._ctx
             if ctx is None:  # a leaf: accumulate into .grad, owning its array
+                node._snapshot = None
                 # (`g.base` is set for a view of another array; cheaper to ask than g.flags)
                 if id(g) in given_to_leaves or g.base is not None:
                     g = g.copy()
@@ -308,14 +374,16 @@ class Tensor:
                 node.grad = g if node.grad is None else np.asanyarray(node.grad + g)
                 continue
             node.grad = g
-            # Refuse saved arrays changed in place since the forward pass: one integer
-            # comparison per input (`saved_at` is infinite for ops that saved nothing).
+            # Refuse saved arrays changed in place, or handed out by `.data`, since the forward
+            # pass: two integer comparisons per input (`saved_at` is infinite for ops that saved
+            # nothing); the arrays are compared only when one says yes.
             saved_at = ctx.saved_at
-            if node._changed_at > saved_at:
+            if node._changed_at > saved_at or node._exposed_at > saved_at:
                 _check_saved_arrays(node)
             for parent in node.parents:
-                if parent._changed_at > saved_at:
+                if parent._changed_at > saved_at or parent._exposed_at > saved_at:
                     _check_saved_arrays(node)
+            node._snapshot = None
             for parent, grad in zip(node.parents, ctx.function.backward(ctx, g)):
                 if grad is None or not parent.requires_grad:
                     continue
@@ -381,8 +449,8 @@ class Tensor:
             result = hook(grad)
             if result is None:
                 continue
-            result = np.array(result.data if isinstance(result, Tensor) else result,
-                              dtype=self.data.dtype)
+            result = np.array(result._data if isinstance(result, Tensor) else result,
+                              dtype=self._data.dtype)
             if result.shape != self.shape:
                 raise ValueError(f"a backward hook returned a gradient of shape {result.shape} "
                                  f"for a tensor of shape {self.shape}")
@@ -508,7 +576,7 @@ class Tensor:
     def _count(self, axis: Axis) -> int:
         axes = _axes(axis, self.ndim)
         if axes is None:
-            return self.data.size
+            return self._data.size
         return int(np.prod([self.shape[a] for a in axes]))
 
     def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
@@ -578,9 +646,9 @@ class Tensor:
 
     def __getitem__(self, index: Any) -> Tensor:
         if isinstance(index, Tensor):
-            index = index.data
+            index = index._data
         elif isinstance(index, tuple):
-            index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+            index = tuple(i._data if isinstance(i, Tensor) else i for i in index)
         elif isinstance(index, list):
             index = np.asarray(index)
         return ops.GetItem.apply(self, index=index)
@@ -590,8 +658,8 @@ class Tensor:
     # use eq() for an elementwise comparison.
 
     def _compare(self, other: Any, compare: Any) -> Tensor:
-        other_data = other.data if isinstance(other, Tensor) else other
-        return Tensor._make(np.asarray(compare(self.data, other_data)), False)
+        other_data = other._data if isinstance(other, Tensor) else other
+        return Tensor._make(np.asarray(compare(self._data, other_data)), False)
 
     def __lt__(self, other: Any) -> Tensor:
         return self._compare(other, np.less)
@@ -616,11 +684,11 @@ class Tensor:
         is ``logits.argmax(axis=1)``.
         """
         if axis is None:
-            index = np.argmax(self.data)
+            index = np.argmax(self._data)
             return Tensor._make(np.asarray(index, dtype=np.int64).reshape(
                 (1,) * self.ndim if keepdims else ()), False)
         axis = _axes(axis, self.ndim)[0]
-        index = np.argmax(self.data, axis=axis, keepdims=keepdims)
+        index = np.argmax(self._data, axis=axis, keepdims=keepdims)
         return Tensor._make(np.asarray(index, dtype=np.int64), False)
 
     __hash__ = object.__hash__
@@ -695,7 +763,7 @@ def where(condition: Any, input: Any, other: Any) -> Tensor:
 
     Python numbers take the type of the tensor beside them, as in arithmetic.
     """
-    condition = np.asarray(condition.data if isinstance(condition, Tensor) else condition,
+    condition = np.asarray(condition._data if isinstance(condition, Tensor) else condition,
                            dtype=bool)
     if not isinstance(input, Tensor) and not isinstance(other, Tensor):
         raise TypeError("where: input or other must be a Tensor")

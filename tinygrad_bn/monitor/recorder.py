@@ -234,7 +234,7 @@ class Monitor:
             for name, param in self.model.named_parameters():
                 before = self._before.get(name)
                 norm = np.linalg.norm(before) if before is not None else 0.0
-                ratio = np.linalg.norm(param.data - before) / norm if norm > 0 else np.nan
+                ratio = np.linalg.norm(param.peek() - before) / norm if norm > 0 else np.nan
                 self.recording.params[name]["update_data"][-1] = ratio
             for handle in self._backward_handles:
                 handle.remove()
@@ -255,8 +255,8 @@ class Monitor:
         for name, param in model.named_parameters():
             stats = self.recording.params[name]
             _new_row(stats, PARAM_STATS)
-            stats["data_std"][-1] = float(np.std(param.data, dtype=np.float64))
-            self._before[name] = param.data.astype(np.float64)   # a copy, before the update
+            stats["data_std"][-1] = float(np.std(param.peek(), dtype=np.float64))
+            self._before[name] = param.peek().astype(np.float64)   # a copy, before the update
             if param.requires_grad:
                 self._backward_handles.append(param.register_hook(self._param_hook(name)))
         # For this forward pass only: the layers' hooks, then the one that removes them (after
@@ -283,7 +283,7 @@ class Monitor:
             if not isinstance(output, Tensor):
                 return
             stats, kind = self.recording.layers[name], self.recording.kinds[name]
-            values = output.data.astype(np.float64)
+            values = output.peek().astype(np.float64)
             stats["mean"][-1], stats["std"][-1] = np.mean(values), np.std(values)
             for q, p in zip(PERCENTILES, np.percentile(values, PERCENTILES)):
                 stats[f"p{q}"][-1] = p
@@ -291,7 +291,7 @@ class Monitor:
             stats["dead"][-1] = _dead(values, kind)
             stats["sample"][-1] = self._keep(values)
             if kind and args and isinstance(args[0], Tensor):
-                inputs = args[0].data.astype(np.float64)
+                inputs = args[0].peek().astype(np.float64)
                 for q, p in zip(PERCENTILES, np.percentile(inputs, PERCENTILES)):
                     stats[f"input_p{q}"][-1] = p
             if isinstance(module, BatchNorm1d):
@@ -301,14 +301,14 @@ class Monitor:
         return record
 
     def _record_batchnorm(self, name: str, module: BatchNorm1d, input: Tensor) -> None:
-        x = input.data.astype(np.float64)
+        x = input.peek().astype(np.float64)
         axes = tuple(a for a in range(x.ndim) if a != 1)   # every axis but the features
         values = {"batch_mean": x.mean(axis=axes), "batch_var": x.var(axis=axes)}
         for stat, tensor in (("running_mean", module.running_mean),
                              ("running_var", module.running_var),
                              ("gamma", module.weight), ("beta", module.bias)):
             values[stat] = (np.full(module.num_features, np.nan) if tensor is None
-                            else tensor.data.astype(np.float64))
+                            else tensor.peek().astype(np.float64))
         stats = self.recording.batchnorm[name]
         for stat in BN_STATS:
             stats.setdefault(stat, []).append(values[stat])

@@ -148,7 +148,7 @@ class _BatchNorm(Module):
         # updates nor counts, and evaluation still normalises with the buffers it has.
         momentum = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
-            if input.data.size // self.num_features != 1:  # otherwise batch_norm raises below
+            if input.numel() // self.num_features != 1:  # otherwise batch_norm raises below
                 self.num_batches_tracked.data += 1
             if self.momentum is None:  # cumulative moving average
                 momentum = 1.0 / max(int(self.num_batches_tracked.data), 1)

@@ -211,7 +211,7 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
         var = Tensor._make(running_var.data.reshape(shape), False)
         return _normalize_composed(input, weight, bias, mean, var, eps, shape, batch=False)
 
-    n = input.data.size // channels
+    n = input.numel() // channels
     if n == 0:  # an empty batch: empty output, nothing to learn from, as in PyTorch
         zero = Tensor._make(np.zeros(shape, input.dtype), False)
         one = Tensor._make(np.ones(shape, input.dtype), False)
@@ -236,7 +236,7 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
         total = _named(square.sum(axes, keepdims=True), "Σᵢ (xᵢ − μ_B)²")
         var = _named(total * (1.0 / n), "σ²_B")                 # biased, as the notes normalise
         if track:
-            update_running_stats(running_mean.data, running_var.data, mean.data, var.data, n,
+            update_running_stats(running_mean.data, running_var.data, mean.peek(), var.peek(), n,
                                  momentum)
         out = _normalize_composed(input, weight, bias, mean, var, eps, shape)
     if track:  # the buffers were updated in place
@@ -482,7 +482,8 @@ def binary_cross_entropy(input: Tensor, target: Any, reduction: str = "mean") ->
     """Binary cross-entropy on probabilities (use the with-logits form for stability)."""
     _check_reduction(reduction)
     target = _as_target(target, input)
-    if np.any((input.data < 0) | (input.data > 1)) or np.any(np.isnan(input.data)):
+    probabilities = input.peek()   # read only: .data would keep a copy for backward's check
+    if np.any((probabilities < 0) | (probabilities > 1)) or np.any(np.isnan(probabilities)):
         raise ValueError("binary_cross_entropy: all elements of input should be between 0 and 1 "
                          "(pass logits to binary_cross_entropy_with_logits instead)")
     return BCEFunction.apply(input, target, reduction=reduction)
@@ -533,7 +534,7 @@ def cross_entropy(input: Tensor, target: Any, reduction: str = "mean") -> Tensor
     composes the same loss from primitives.
     """
     _check_reduction(reduction)
-    classes = target.data if isinstance(target, Tensor) else np.asarray(target)
+    classes = target.peek() if isinstance(target, Tensor) else np.asarray(target)
     if input.ndim != 2:
         raise ValueError(f"cross_entropy expects (N, C) logits, got shape {input.shape}")
     if classes.dtype.kind not in "iu":

@@ -77,7 +77,7 @@ def _route(tensors: list, on_gradient: Callable[[np.ndarray], Any]) -> list:
     routed, start = [], 0
     for t in tensors:
         routed.append(HookUnpack.apply(packed, start=start, shape=t.shape, dtype=t.dtype))
-        start += t.data.size
+        start += t.numel()
     return routed
 
 

@@ -336,7 +336,7 @@ class Module:
         """Convert floating parameters and buffers to ``dtype`` (e.g. np.float64); returns self."""
         dtype = np.dtype(dtype)
         for tensor in list(self.parameters()) + list(self.buffers()):
-            if tensor.data.dtype.kind == "f":
+            if tensor.dtype.kind == "f":
                 tensor.data = tensor.data.astype(dtype)
                 tensor.grad = None
         return self

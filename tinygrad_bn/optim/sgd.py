@@ -56,7 +56,7 @@ class SGD(Optimizer):
             state = self.state.setdefault(p, {})
             buffer = state.get("momentum_buffer")
             if buffer is None:
-                buffer = state["momentum_buffer"] = np.array(g, dtype=p.data.dtype)  # a copy
+                buffer = state["momentum_buffer"] = np.array(g, dtype=p.dtype)  # a copy
             else:
                 buffer *= momentum
                 buffer += (1 - group["dampening"]) * g
