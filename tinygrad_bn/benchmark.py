@@ -266,9 +266,21 @@ class NumpyMLP:
         return self.state
 
 
-class _EagerMLP:
-    """A training step written against PyTorch's API — which tinygrad_bn shares, so the very
-    same code builds and steps both frameworks' models."""
+class EagerStep:
+    """forward, loss, backward, SGD step, zero_grad: the step as a user writes it, against
+    PyTorch's API — which tinygrad_bn shares, so the same code steps either framework's model.
+    Subclasses set ``model``, ``loss_fn``, ``optimizer``, ``x`` and ``target``."""
+
+    def step(self) -> float:
+        loss = self.loss_fn(self.model(self.x), self.target)
+        loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        return loss.item()
+
+
+class _EagerMLP(EagerStep):
+    """The benchmark's MLP, built with either framework's ``nn`` and ``optim``."""
 
     def _build(self, nn_module: Any, optim_module: Any, config: Config, state: dict) -> None:
         layers: list = []
@@ -282,13 +294,6 @@ class _EagerMLP:
         self.optimizer = optim_module.SGD(self.model.parameters(), lr=config.lr)
         self.loss_fn = (nn_module.BCEWithLogitsLoss() if config.loss == "bce"
                         else nn_module.CrossEntropyLoss())
-
-    def step(self) -> float:
-        loss = self.loss_fn(self.model(self.x), self.target)
-        loss.backward()
-        self.optimizer.step()
-        self.optimizer.zero_grad()
-        return loss.item()
 
 
 class TinygradMLP(_EagerMLP):

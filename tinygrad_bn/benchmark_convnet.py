@@ -16,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import nn, optim
+from .benchmark import EagerStep
 from .random import manual_seed
 from .tensor import Tensor
 
@@ -31,7 +32,7 @@ def _layers(nn_module: Any) -> list:
             nn_module.MaxPool2d(2), nn_module.Flatten(), nn_module.Linear(16 * 7 * 7, CLASSES)]
 
 
-class ConvnetStep:
+class ConvnetStep(EagerStep):
     """forward, cross-entropy, backward, SGD step, zero_grad — in either framework."""
 
     def __init__(self, name: str, nn_module: Any, optim_module: Any, state: dict,
@@ -42,13 +43,6 @@ class ConvnetStep:
         self.optimizer = optim_module.SGD(self.model.parameters(), lr=LR)
         self.loss_fn = nn_module.CrossEntropyLoss()
         self.x, self.target = x, target
-
-    def step(self) -> float:
-        loss = self.loss_fn(self.model(self.x), self.target)
-        loss.backward()
-        self.optimizer.step()
-        self.optimizer.zero_grad()
-        return loss.item()
 
     def state_dict(self) -> dict:
         return {k: np.asarray(v.detach().numpy() if hasattr(v, "detach") else v)
