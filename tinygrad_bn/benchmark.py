@@ -71,8 +71,8 @@ try:
 except ImportError:  # pragma: no cover - Windows
     resource = None
 
-__all__ = ["Config", "CONFIGS", "TARGETS", "EagerStep", "NumpyMLP", "TinygradMLP", "DirectForwardMLP",
-           "MonitoredMLP", "TorchMLP", "CompiledMLP", "build_engines",
+__all__ = ["Config", "CONFIGS", "TARGETS", "EagerStep", "NumpyMLP", "TinygradMLP",
+           "DirectForwardMLP", "MonitoredMLP", "TorchMLP", "CompiledMLP", "build_engines",
            "check_agreement", "initial_state", "make_batch", "moons", "scalar_step",
            "time_interleaved", "main"]
 
