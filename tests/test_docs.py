@@ -22,7 +22,8 @@ from tinygrad_bn.viz import GraphvizNotFoundError
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-GUIDES = ("index.md", "batchnorm.md", "autodiff.md", "interop.md")  # the pages this test also checks deeply
+# The pages this test also checks deeply.
+GUIDES = ("index.md", "batchnorm.md", "autodiff.md", "interop.md")
 FENCE = re.compile(r"^(`{3,})\s*([^`]*)$")
 
 

@@ -49,7 +49,8 @@ class RMSprop(Optimizer):
             g = g + group["weight_decay"] * p.data
         state = self.state.get(p)
         if state is None:
-            state = self.state[p] = {"step": np.zeros((), np.int64), "square_avg": np.zeros_like(p.data)}
+            state = self.state[p] = {"step": np.zeros((), np.int64),
+                                     "square_avg": np.zeros_like(p.data)}
             if momentum > 0:
                 state["momentum_buffer"] = np.zeros_like(p.data)
             if group["centered"]:
