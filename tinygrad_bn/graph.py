@@ -59,23 +59,24 @@ def topological_order(root: Any) -> list:
     Nodes are compared by identity (Tensors keep Python's identity ``==`` for this reason).
     """
     order: list = []
-    visited: set = set()
-    # A node is expanded when first popped: it goes back on the stack with a `None` marker on
-    # top of it, and its unvisited parents on top of that. Everything above the marker is
-    # finished before the marker surfaces again, so popping the marker means "all its parents
-    # are emitted: emit the node beneath" (post-order). A marker rather than (node, flag) pairs
-    # saves a tuple per push, about a tenth of the sort's time on a 65 000-node scalar graph.
-    stack: list = [root]
+    visited: set = {root}
+    # The stack holds the path being explored: (node, iterator over its parents), as the frames
+    # of a recursive DFS would. The top node resumes its iterator; an unvisited parent with
+    # parents of its own goes on top (its subtree is finished first), and a leaf parent is
+    # emitted on the spot, as a recursive call would at once. When a node's parents are all
+    # done it is emitted (post-order). Emitting leaves without pushing them saves most of the
+    # pushes: in a training step about half the nodes are leaves (inputs, parameters).
+    stack: list = [(root, iter(root.parents))]
     while stack:
-        node = stack.pop()
-        if node is None:
-            order.append(stack.pop())
-        elif node not in visited:
-            visited.add(node)
-            stack.append(node)
-            stack.append(None)
-            # Reversed, so that the first parent is popped (and therefore emitted) first.
-            for parent in reversed(node.parents):
-                if parent not in visited:
-                    stack.append(parent)
+        node, parents = stack[-1]
+        for parent in parents:
+            if parent not in visited:
+                visited.add(parent)
+                if parent.parents:
+                    stack.append((parent, iter(parent.parents)))
+                    break
+                order.append(parent)
+        else:  # every parent emitted: so can the node be
+            stack.pop()
+            order.append(node)
     return order
