@@ -118,7 +118,7 @@ class Function:
         data = cls.forward(ctx, *[t._data for t in tensors], **options)
         if not isinstance(data, np.ndarray):  # (isinstance: jit's traced arrays pass as they are)
             data = np.asarray(data)  # numpy turns 0-d results into scalars; keep arrays
-        if not (_grad_mode.enabled and any(needs_input_grad)):
+        if not (True in needs_input_grad and _grad_mode.enabled):  # (`in`: cheaper than any())
             return Tensor._make(data, False)
         # The new node: its parents are the inputs, and backward finds its rule through the
         # context (node → ctx → ctx.function.backward).

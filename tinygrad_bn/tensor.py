@@ -215,12 +215,11 @@ class Tensor:
               parents: tuple = (), op: str = "") -> Tensor:
         """Wrap an op's result without copying or checking it (the hot path of every op)."""
         out = object.__new__(Tensor)
-        out._data, out.grad, out.requires_grad = data, None, requires_grad
+        out._data, out.requires_grad, out.op, out.parents, out._ctx = (
+            data, requires_grad, op, parents, ctx)
+        out.grad = out._snapshot = out._module_call = out._backward_hooks = None
         out._version = out._changed_at = out._exposed_at = 0
-        out._snapshot = None
-        out.op, out.parents, out._ctx, out._module_call = op, parents, ctx, None
         out.name = ""
-        out._backward_hooks = None
         return out
 
     # --- attributes -----------------------------------------------------------------------
@@ -377,14 +376,14 @@ class Tensor:
             # Refuse saved arrays changed in place, or handed out by `.data`, since the forward
             # pass: two integer comparisons per input (`saved_at` is infinite for ops that saved
             # nothing); the arrays are compared only when one says yes.
-            saved_at = ctx.saved_at
+            saved_at, parents = ctx.saved_at, node.parents
             if node._changed_at > saved_at or node._exposed_at > saved_at:
                 _check_saved_arrays(node)
-            for parent in node.parents:
+            for parent in parents:
                 if parent._changed_at > saved_at or parent._exposed_at > saved_at:
                     _check_saved_arrays(node)
             node._snapshot = None
-            for parent, grad in zip(node.parents, ctx.function.backward(ctx, g)):
+            for parent, grad in zip(parents, ctx.function.backward(ctx, g)):
                 if grad is None or not parent.requires_grad:
                     continue
                 dtype = parent._data.dtype  # (`is` first: usually the very same object)
