@@ -54,14 +54,7 @@ class Sequential(Module):
         return iter(self._modules.values())
 
     def __getitem__(self, index: int | slice) -> Module:
-        modules = list(self._modules.values())
-        if isinstance(index, slice):
-            return Sequential(*modules[index])
-        try:
-            return modules[index]
-        except IndexError:
-            raise IndexError(f"index {index} is out of range for a Sequential of "
-                             f"{len(modules)} modules") from None
+        return _child(self, index, lambda modules: Sequential(*modules))
 
 
 class ModuleList(Module):
@@ -94,14 +87,7 @@ class ModuleList(Module):
         return iter(self._modules.values())
 
     def __getitem__(self, index: int | slice) -> Module | ModuleList:
-        modules = list(self._modules.values())
-        if isinstance(index, slice):
-            return ModuleList(modules[index])
-        try:
-            return modules[index]
-        except IndexError:
-            raise IndexError(f"index {index} is out of range for a ModuleList of "
-                             f"{len(modules)} modules") from None
+        return _child(self, index, ModuleList)
 
 
 class ModuleDict(Module):
@@ -145,3 +131,16 @@ class ModuleDict(Module):
 
     def items(self) -> Iterable[tuple[str, Module]]:
         return self._modules.items()
+
+
+def _child(container: Module, index: int | slice, make: Any) -> Module:
+    """The child at ``index`` of a positional container; a slice builds a new container of the
+    same kind with ``make(list_of_modules)``."""
+    modules = list(container._modules.values())
+    if isinstance(index, slice):
+        return make(modules[index])
+    try:
+        return modules[index]
+    except IndexError:
+        raise IndexError(f"index {index} is out of range for a {type(container).__name__} of "
+                         f"{len(modules)} modules") from None
