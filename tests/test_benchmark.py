@@ -6,6 +6,7 @@ completes, checks agreement, and prints every target with a verdict.
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +72,7 @@ def test_quick_run_checks_agreement_and_reports_every_target():
     assert done.returncode == 0, done.stderr
     report = done.stdout
     assert "thread(s) for every engine" in report
+    assert "numpy's BLAS:" in report.split("One training step", 1)[0]
     assert "Agreement after one step" in report
     targets = report.split("Targets:", 1)[1]
     for target in benchmark.TARGETS.values():
@@ -84,6 +86,33 @@ def test_quick_run_checks_agreement_and_reports_every_target():
                     None)
         assert line is not None, f"the report has no line for {target.text!r}:\n{report}"
         assert line.rstrip().endswith(("pass", "MISS")), line
+
+
+@pytest.mark.parametrize("picked, flags, choice, expected", [
+    ("Haswell", benchmark.AVX512_FLAGS | {"avx2"}, "auto", "SkylakeX"),   # misrecognised
+    ("Haswell", benchmark.AVX512_FLAGS | {"avx2"}, "default", None),      # kept on request
+    ("Haswell", {"avx2", "fma"}, "auto", None),                           # no AVX-512: right
+    ("SkylakeX", benchmark.AVX512_FLAGS, "auto", None),                  # already AVX-512
+    (None, benchmark.AVX512_FLAGS, "auto", None),                        # not OpenBLAS
+])
+def test_blas_kernel_choice(monkeypatch, picked, flags, choice, expected):
+    monkeypatch.setattr(benchmark, "_openblas_core", lambda env: picked)
+    monkeypatch.setattr(benchmark, "_cpu_flags", lambda: flags)
+    core, note = benchmark.choose_blas_kernel(choice, {})
+    assert core == expected
+    assert note.startswith("numpy's BLAS:")
+    # A kernel the user asked for is never overridden.
+    core, note = benchmark.choose_blas_kernel(choice, {"OPENBLAS_CORETYPE": "Zen"})
+    assert core is None and ("set by the user" in note or picked is None)
+
+
+def test_openblas_reports_the_kernel_it_loads_with():
+    picked = benchmark._openblas_core(dict(os.environ))
+    if picked is None:
+        pytest.skip("numpy's BLAS is not OpenBLAS here")
+    forced = benchmark._openblas_core(dict(os.environ,
+                                           OPENBLAS_CORETYPE="Haswell"))
+    assert forced == "Haswell"
 
 
 def test_bench_command_is_registered():
