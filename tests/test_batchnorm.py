@@ -282,3 +282,17 @@ def test_scalar_mlp_trains_and_zero_grads():
     assert all(p.grad == 0 for p in model.parameters())
     with pytest.raises(ValueError, match="more than 1 value"):
         scalar.batch_norm([[Value(1.0)]], [1.0], [0.0])
+
+
+def test_a_refused_input_changes_nothing():
+    # Each refusal names the problem, and the step counter and running estimates stay put.
+    bn = nn.BatchNorm1d(3)
+    for bad, message in ((Tensor.ones((4, 2)), r"BatchNorm1d\(3\) got an input of shape "
+                                                r"\(4, 2\): expected 3 features on axis 1"),
+                         (Tensor.ones((4,)), r"expects a 2-D \(N, C\) or 3-D \(N, C, L\) input, "
+                                             r"got 1-D input of shape \(4,\)"),
+                         (Tensor.ones((1, 3)), "Expected more than 1 value per channel")):
+        with pytest.raises(ValueError, match=message):
+            bn(bad)
+    assert int(bn.num_batches_tracked.data) == 0
+    np.testing.assert_array_equal(bn.running_mean.data, np.zeros(3, np.float32))

@@ -184,3 +184,17 @@ def test_twenty_steps_land_where_torch_landed(name):
     for k, p in enumerate(params):
         np.testing.assert_allclose(p.data, stored[f"{name}__final{k}"], rtol=1e-12, atol=1e-12,
                                    err_msg=f"{name}: parameter {k}")
+
+
+def test_sgd_groups_keep_their_own_options_and_skip_parameters_without_gradient():
+    # SGD reads each group's options once per step: a second group must not see the first's.
+    p, q, idle = _param([1.0]), _param([1.0]), _param([5.0])
+    p.grad, q.grad = np.array([2.0]), np.array([2.0])
+    sgd = optim.SGD([{"params": [p, idle]}, {"params": [q], "lr": 0.5, "momentum": 0.9,
+                                             "weight_decay": 0.1, "maximize": True}], lr=0.1)
+    sgd.step()
+    np.testing.assert_allclose(p.data, [1.0 - 0.1 * 2.0])       # plain: p − η·g
+    # maximize: g = −2 + 0.1·1 = −1.9 (decay added after the sign), first buffer = g
+    np.testing.assert_allclose(q.data, [1.0 + 0.5 * 1.9])
+    np.testing.assert_array_equal(idle.data, [5.0])                # no .grad: untouched
+    assert p._version == 1 and idle._version == 0                  # the update is a change

@@ -312,3 +312,13 @@ def test_constructors_and_manual_seed():
         Tensor.uniform((2,), 1.0, 1.0)
     with pytest.raises(ValueError, match="non-negative integer"):
         tg.manual_seed(-1)
+
+
+def test_function_apply_wraps_arrays_and_numbers_as_constant_inputs():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    y = tg.ops.Mul.apply(x, np.array([3.0, 4.0], dtype=np.float32))
+    z = tg.ops.Add.apply(2.0, y)
+    assert all(isinstance(p, Tensor) for p in y.parents + z.parents)
+    assert not z.parents[0].requires_grad and z.parents[1] is y
+    z.sum().backward()
+    np.testing.assert_array_equal(x.grad, [3.0, 4.0])

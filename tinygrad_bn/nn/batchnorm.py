@@ -136,27 +136,35 @@ class _BatchNorm(Module):
             state_dict[key] = self.num_batches_tracked.data.copy()
 
     def forward(self, input: Tensor) -> Tensor:
-        name = type(self).__name__
-        if input.ndim not in self._dims:
-            raise ValueError(f"{name} expects a {self._layout} input, got "
-                             f"{input.ndim}-D input of shape {input.shape}")
-        if input.shape[1] != self.num_features:
-            raise ValueError(f"{name}({self.num_features}) got an input of shape "
-                             f"{input.shape}: expected {self.num_features} features on axis 1")
+        shape = input.shape
+        if len(shape) not in self._dims or shape[1] != self.num_features:
+            raise ValueError(self._shape_error(shape))
         # As PyTorch decides, reading the flag *and* the buffers, so that changing
         # `track_running_stats` after construction behaves as there: training then neither
         # updates nor counts, and evaluation still normalises with the buffers it has.
-        momentum = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
-            if input.numel() // self.num_features != 1:  # otherwise batch_norm raises below
-                self.num_batches_tracked.data += 1
-            if self.momentum is None:  # cumulative moving average
-                momentum = 1.0 / max(int(self.num_batches_tracked.data), 1)
-        use_batch_stats = self.training or self.running_mean is None or self.running_var is None
-        pass_buffers = not self.training or self.track_running_stats
-        return F.batch_norm(input, self.running_mean if pass_buffers else None,
-                            self.running_var if pass_buffers else None, self.weight,
-                            self.bias, use_batch_stats, momentum, self.eps, fused=self.fused)
+        training, momentum = self.training, self.momentum
+        counter = self.num_batches_tracked
+        if training and self.track_running_stats and counter is not None:
+            if input.numel() != self.num_features:  # one value per channel: batch_norm raises
+                counter.data += 1
+            if momentum is None:  # cumulative moving average
+                momentum = 1.0 / max(int(counter.data), 1)
+        elif momentum is None:
+            momentum = 0.0
+        running_mean, running_var = self.running_mean, self.running_var
+        if training and not self.track_running_stats:
+            running_mean = running_var = None
+        use_batch_stats = training or running_mean is None or running_var is None
+        return F.batch_norm(input, running_mean, running_var, self.weight, self.bias,
+                            use_batch_stats, momentum, self.eps, fused=self.fused)
+
+    def _shape_error(self, shape: tuple) -> str:
+        name = type(self).__name__
+        if len(shape) not in self._dims:
+            return (f"{name} expects a {self._layout} input, got {len(shape)}-D input of "
+                    f"shape {shape}")
+        return (f"{name}({self.num_features}) got an input of shape {shape}: expected "
+                f"{self.num_features} features on axis 1")
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "

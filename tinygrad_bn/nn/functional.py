@@ -70,8 +70,9 @@ class LinearFunction(Function):
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """y = x Wᵀ + b, with weight of shape (out_features, in_features)."""
-    if input.ndim == 0 or input.shape[-1] != weight.shape[1]:
-        raise ValueError(f"linear: input of shape {input.shape} does not fit a weight of shape "
+    shape = input.shape
+    if not shape or shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: input of shape {shape} does not fit a weight of shape "
                          f"{weight.shape} (expected the last axis of the input to be "
                          f"{weight.shape[1]})")
     if bias is None:
@@ -198,12 +199,12 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     ``fused=False`` composes primitive ops (mean → centre → variance → normalise → ·γ → +β)
     so that the graph shows each step. Both give the same numbers.
     """
-    if input.ndim < 2:
+    dims = input.shape
+    if len(dims) < 2:
         raise ValueError(f"batch_norm expects an (N, C, *) input of 2 or more dimensions, got "
-                         f"shape {input.shape}")
-    axes = _channel_axes(input)
-    channels = input.shape[1]
-    shape = (1, channels) + (1,) * (input.ndim - 2)   # γ, β, μ, σ² broadcast along axis 1
+                         f"shape {dims}")
+    channels = dims[1]
+    shape = (1, channels) + (1,) * (len(dims) - 2)   # γ, β, μ, σ² broadcast along axis 1
     if not training:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm in evaluation mode needs running_mean and running_var")
@@ -218,14 +219,16 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
         return _normalize_composed(input, weight, bias, zero, one, eps, shape)
     if n == 1:
         raise ValueError(f"Expected more than 1 value per channel when training, got input "
-                         f"of shape {input.shape}")
+                         f"of shape {dims}")
     track = running_mean is not None and running_var is not None
+    axes = _channel_axes(input)
     if fused:
-        dtype = input.dtype if input.dtype.kind == "f" else np.float64
-        gamma = weight if weight is not None else Tensor._make(np.ones(channels, dtype), False)
-        beta = bias if bias is not None else Tensor._make(np.zeros(channels, dtype), False)
+        if weight is None or bias is None:  # γ = 1 and β = 0 in the input's (float) type
+            dtype = input.dtype if input.dtype.kind == "f" else np.float64
+            weight = weight if weight is not None else Tensor._make(np.ones(channels, dtype), False)
+            bias = bias if bias is not None else Tensor._make(np.zeros(channels, dtype), False)
         out = BatchNormFunction.apply(
-            input, gamma, beta, eps=eps, axes=axes, momentum=momentum,
+            input, weight, bias, eps=eps, axes=axes, momentum=momentum,
             running_mean=running_mean.data if track else None,
             running_var=running_var.data if track else None)
     else:

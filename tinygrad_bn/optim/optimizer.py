@@ -82,10 +82,19 @@ class Optimizer:
         loss = closure() if closure is not None else None
         # The updates work on .data arrays, so no graph is built (no no_grad() needed).
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    self._update(p, p.grad, group)
+            self._update_group(group)
         return loss
+
+    def _update_group(self, group: dict) -> None:
+        """Update every parameter of ``group`` that has a gradient: `_update` on each.
+
+        An optimizer may override this to read the group's options once rather than once per
+        parameter (SGD does: its update is two numpy calls, so the bookkeeping around them
+        shows).
+        """
+        for p in group["params"]:
+            if p.grad is not None:
+                self._update(p, p.grad, group)
 
     def _update(self, p: Tensor, grad: Any, group: dict) -> None:
         """One parameter's update rule; each optimizer writes its own."""

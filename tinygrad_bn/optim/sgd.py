@@ -47,19 +47,25 @@ class SGD(Optimizer):
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
-    def _update(self, p: Any, grad: np.ndarray, group: dict) -> None:
-        momentum, decay = group["momentum"], group["weight_decay"]
-        g = -grad if group["maximize"] else grad
-        if decay != 0:
-            g = g + decay * p.data
-        if momentum != 0:
-            state = self.state.setdefault(p, {})
-            buffer = state.get("momentum_buffer")
-            if buffer is None:
-                buffer = state["momentum_buffer"] = np.array(g, dtype=p.dtype)  # a copy
-            else:
-                buffer *= momentum
-                buffer += (1 - group["dampening"]) * g
-            g = g + momentum * buffer if group["nesterov"] else buffer
-        # In place: the parameter keeps its array; only the product lr·g is a temporary.
-        p.data -= group["lr"] * g
+    def _update_group(self, group: dict) -> None:
+        # The group's options are read once, not once per parameter (see Optimizer).
+        lr, momentum, decay = group["lr"], group["momentum"], group["weight_decay"]
+        dampening, nesterov, maximize = group["dampening"], group["nesterov"], group["maximize"]
+        for p in group["params"]:
+            grad = p.grad
+            if grad is None:
+                continue  # took no part in the loss
+            g = -grad if maximize else grad
+            if decay != 0:
+                g = g + decay * p.data
+            if momentum != 0:
+                state = self.state.setdefault(p, {})
+                buffer = state.get("momentum_buffer")
+                if buffer is None:
+                    buffer = state["momentum_buffer"] = np.array(g, dtype=p.dtype)  # a copy
+                else:
+                    buffer *= momentum
+                    buffer += (1 - dampening) * g
+                g = g + momentum * buffer if nesterov else buffer
+            # In place: the parameter keeps its array; only the product lr·g is a temporary.
+            p.data -= lr * g
