@@ -74,9 +74,9 @@ def collector_paused() -> Iterator[None]:
 def _age_young_objects() -> None:
     """Move the young generation to the oldest one unscanned, when a collection is due."""
     global _aged_unscanned
-    young = gc.get_count()[0]
-    if young <= gc.get_threshold()[0] or gc.get_freeze_count() > 0:
-        return  # no run is due (or someone else's freeze must not be undone)
+    young, threshold = gc.get_count()[0], gc.get_threshold()[0]
+    if threshold == 0 or young <= threshold or gc.get_freeze_count() > 0:
+        return  # no run is due (threshold 0: never), or someone else's freeze must stay
     if _aged_unscanned + young > AGED_BETWEEN_FULL_COLLECTIONS:
         gc.collect()  # a full collection: cyclic garbage among the aged objects goes now
         _aged_unscanned = 0
