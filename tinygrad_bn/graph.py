@@ -8,7 +8,9 @@ computation graph through the same tiny protocol: every node has
 * ``.data`` and ``.grad``.
 
 Backpropagation needs the nodes in an order where each node comes after everything it depends
-on; walking that order backwards applies the chain rule from the output to the leaves.
+on; walking that order backwards applies the chain rule from the output to the leaves. Building
+and walking a large graph is also where Python's garbage collector would spend its time for
+nothing: `collector_paused` keeps it off.
 
 Read next: value.py (the scalar engine), then function.py and tensor.py.
 """
@@ -34,8 +36,8 @@ AGED_BETWEEN_FULL_COLLECTIONS = 2_000_000
 def collector_paused() -> Iterator[None]:
     """Keep Python's cyclic garbage collector off a graph while it is built or walked.
 
-    Why: the collector runs after every 700 new container objects, and each run walks every
-    object of the *young* generation — the nodes made since the last run — then keeps the
+    Why: the collector runs after every 700 (by default) new container objects; each run walks
+    every object of the *young* generation — the nodes made since the last run — and keeps the
     survivors for older generations, which it walks again on a growing schedule (a full
     collection walks every tracked object). A graph is all survivors: each node would be walked
     two or three times while it lives, for nothing. Neither engine needs the collector: a node
@@ -105,8 +107,8 @@ def topological_order(root: Any) -> list:
     # before the node); a leaf parent is emitted on the spot, as a recursive call would at once.
     # When a node's parents are all done it is emitted (post-order) and its caller resumes.
     # Why this shape: it was the cheapest per node of the variants we timed — ``.parents`` is
-    # read once per node, leaves (about half the nodes of a training step's graph) are never
-    # pushed, and the running frame lives in two local variables rather than on the stack.
+    # read once per node, leaves (about half the nodes of a Tensor training step's graph) are
+    # never pushed, and the running frame lives in two local variables rather than on the stack.
     stack: list = []
     node, parents = root, iter(root.parents)
     while True:
