@@ -1,5 +1,7 @@
 """`graph.collector_paused`: the garbage collector is paused while scalar graphs are built and
-walked, always restored afterwards, and graphs are still freed (by reference counting)."""
+walked, always restored afterwards, and graphs are still freed (by reference counting); a
+finished block ages its graph past the young generation (no collection walks it), leaves a
+program's own `gc.freeze` alone, and cyclic garbage aged with it is still collected."""
 from __future__ import annotations
 
 import gc
@@ -103,3 +105,67 @@ def test_cyclic_garbage_made_while_paused_is_collected_afterwards(collector_on):
         assert probe() is not None          # not collected while paused …
     gc.collect()
     assert probe() is None                  # … and not leaked afterwards
+
+
+def test_a_finished_block_ages_its_graph_instead_of_leaving_it_to_be_walked(collector_on):
+    threshold = gc.get_threshold()[0]
+    starts = []
+
+    def watch(phase, info):
+        if phase == "start":
+            starts.append(info["generation"])
+
+    gc.collect()
+    gc.callbacks.append(watch)
+    try:
+        with collector_paused():            # more new nodes than the young threshold
+            out = Value(0.5)
+            for _ in range(threshold):
+                out = out + out * 0.5
+        young_after = gc.get_count()[0]
+        scratch = [[] for _ in range(threshold // 2)]  # would start the due collection
+    finally:
+        gc.callbacks.remove(watch)
+    assert young_after < threshold
+    assert starts == []                     # no collection walked the new graph …
+    assert gc.get_freeze_count() == 0       # … and nothing was left frozen: it was aged
+    del scratch, out
+
+
+def test_a_freeze_of_the_program_is_left_alone(collector_on):
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with collector_paused():
+            total = Value(0.0)
+            for i in range(2000):
+                total = total + Value(float(i)) * 0.5
+        assert gc.get_freeze_count() == frozen
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
+
+
+def test_aged_cyclic_garbage_is_collected_by_a_later_block_without_gc_collect(
+        collector_on, monkeypatch):
+    from tinygrad_bn import graph
+
+    class Node:
+        pass
+
+    threshold = gc.get_threshold()[0]
+    monkeypatch.setattr(graph, "AGED_BETWEEN_FULL_COLLECTIONS", 10**12)
+    with collector_paused():
+        a, b = Node(), Node()
+        a.other, b.other = b, a             # a cycle: only the collector frees it
+        probe = weakref.ref(a)
+        del a, b
+        graph_one = [Value(float(i)) * 2.0 for i in range(threshold)]
+    assert probe() is not None              # aged with the graph, not collected …
+    monkeypatch.setattr(graph, "AGED_BETWEEN_FULL_COLLECTIONS", 7 * threshold)
+    for _ in range(4):                      # … until aging would pass the budget
+        with collector_paused():
+            more = [Value(float(i)) * 2.0 for i in range(threshold)]
+        del more
+    assert probe() is None                  # a block ran the full collection: no leak
+    del graph_one

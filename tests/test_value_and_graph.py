@@ -153,3 +153,39 @@ def test_topological_order_is_deterministic_and_parents_first():
         for parent in node.parents:
             assert position[id(parent)] < position[id(node)]
     assert [id(n) for n in topological_order(out)] == [id(n) for n in order]
+
+
+class _Node:
+    """A bare graph node: only what topological_order reads."""
+
+    def __init__(self, *parents):
+        self.parents = parents
+
+
+def _recursive_post_order(root) -> list:
+    """The order topological_order promises, written the obvious (recursive) way."""
+    order, seen = [], set()
+
+    def visit(node):
+        seen.add(id(node))
+        for parent in node.parents:
+            if id(parent) not in seen:
+                visit(parent)
+        order.append(node)
+
+    visit(root)
+    return order
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_topological_order_is_the_recursive_post_order_on_random_graphs(seed):
+    # Random DAGs with leaves, repeated operands (a · a), shared subgraphs and 0–3 parents per
+    # node: the iterative walk must give exactly a recursive DFS's post-order, the order the
+    # renderer's node ids and the explorer rely on.
+    rng = np.random.default_rng(seed)
+    nodes = [_Node() for _ in range(int(rng.integers(1, 6)))]
+    for _ in range(int(rng.integers(1, 60))):
+        count = int(rng.integers(0, 4))
+        nodes.append(_Node(*(nodes[int(i)] for i in rng.integers(0, len(nodes), count))))
+    root = _Node(*nodes[-3:])
+    assert topological_order(root) == _recursive_post_order(root)
