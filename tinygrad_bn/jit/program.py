@@ -53,9 +53,13 @@ class Program:
                     arrays[p_slot] = view
                     grad_views[g_slot] = grad_buffer[start:start + view.size].reshape(view.shape)
                 self.flat, self.flat_rate = flat, lr
+                # lr·g is written over the gradients themselves when nobody reads them after
+                # the step (zero_grad set every .grad to None): one parameter-sized buffer
+                # fewer for the caches to hold.
+                scaled = grad_buffer if all(slot is None for _, slot in grads) \
+                    else np.empty_like(flat.buffer)
                 self.flat_update = (np.asarray(lr, dtype=flat.buffer.dtype), grad_buffer,
-                                    np.empty_like(flat.buffer),
-                                    {id(op) for op in rec.ops[-2 * len(param_slots):]})
+                                    scaled, {id(op) for op in rec.ops[-2 * len(param_slots):]})
         written = {w for op in rec.ops for w in op.writes}
         prologue = []
         for slot, kind in enumerate(rec.kinds):
@@ -228,7 +232,10 @@ class Program:
             if "." not in op.text[3:]:                      # a plain ufunc call
                 args = _scalars_as_arrays(args)
                 if func in (np.maximum, np.minimum):  # numpy deprecates their positional out
+                    args = _numbers_as_full_arrays(op.args, args, outs[0])
                     return _bind(func, dict(kwargs, out=outs)), args
+                if not kwargs and all(np.ndim(a) == 0 for a in args + outs):
+                    args, outs = _one_element_views(args), _one_element_views(outs)
                 return _bind(func, kwargs), args + outs
             return _bind(func, dict(kwargs, out=outs)), args
         if op.kind == "setitem":
@@ -338,9 +345,10 @@ class Program:
         if self.flat_update:
             if phase != "update":
                 lines.append("# --- update ---")
-            lines += [f"np.multiply({self.flat_rate!r}, grads, out=scaled)".ljust(60)
+            scaled = "grads" if self.flat_update[2] is self.flat_update[1] else "scaled"
+            lines += [f"np.multiply({self.flat_rate!r}, grads, out={scaled})".ljust(60)
                       + "  # SGD.step, every parameter at once:",
-                      "np.subtract(params, scaled, out=params)".ljust(60)
+                      f"np.subtract(params, {scaled}, out=params)".ljust(60)
                       + "  # params, grads: one flat buffer each"]
         return "\n".join(lines)
 
@@ -412,7 +420,7 @@ class FlatParameters:
 
     def intact(self) -> bool:
         """False once someone assigned a parameter a new array (its values left the buffer)."""
-        return all(p.data is v for p, v in zip(self.params, self.views))
+        return all([p.peek() is v for p, v in zip(self.params, self.views)])
 
 
 def _bind(func: Any, kwargs: dict) -> Any:
@@ -437,6 +445,24 @@ def _scalars_as_arrays(args: tuple) -> tuple:
             isinstance(a, int) and not isinstance(a, bool) and dtype.kind in "fiu")
         converted.append(np.asarray(a, dtype=dtype) if convertible else a)
     return tuple(converted)
+
+
+def _numbers_as_full_arrays(recorded: tuple, args: tuple, out: np.ndarray) -> tuple:
+    """np.maximum(x, 0) against a constant array of x's shape, made once: the same values, but
+    numpy's max/min loops are vectorised for two arrays and much slower against a single
+    number (3× for a (60, 100) float32 array). Only numbers written in the step (not arrays
+    that change) are expanded."""
+    return tuple(np.full(out.shape, a, dtype=a.dtype)
+                 if not isinstance(r, Ref) and isinstance(a, np.ndarray) and a.ndim == 0
+                 and out.size > 1 else a
+                 for r, a in zip(recorded, args))
+
+
+def _one_element_views(arrays: tuple) -> tuple:
+    """0-d arrays seen as 1-element vectors (views, made once): numpy's call on 0-d arrays
+    takes a slower scalar path (≈ 0.55 µs against 0.2 µs for ``b_num_batches_tracked += 1``);
+    the arithmetic is the same."""
+    return tuple(a.reshape(1) if isinstance(a, np.ndarray) else a for a in arrays)
 
 
 def _dot_fits(args: tuple, out: np.ndarray) -> bool:

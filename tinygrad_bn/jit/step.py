@@ -5,6 +5,7 @@ Read next: ../../docs/performance.md, "The compiled step".
 from __future__ import annotations
 
 import inspect
+import operator
 from typing import Any, Callable
 
 import numpy as np
@@ -88,7 +89,7 @@ class _Watched:
     def settings(self) -> tuple:
         """Training modes, whether any hook is registered, and optimizer options: a program
         traced under other settings does not apply (a new one is traced)."""
-        hooks = any([has_hooks() for has_hooks in self.hook_tests])
+        hooks = any(map(operator.call, self.hook_tests))   # no Python loop: this runs per call
         options = tuple([tuple([v for k, v in group.items() if k != "params"])
                          for optimizer in self.optimizers for group in optimizer.param_groups])
         return tuple([m.training for m in self.modules]), hooks, options
@@ -136,7 +137,7 @@ class CompiledStep:
         if self._watched is None:           # the models and optimizers, found on the first call
             self._watched = _Watched(_visible_objects(self.step))
         objects = self._watched.objects
-        arrays = [t.data for t in inputs]
+        arrays = [t.peek() for t in inputs]     # read only: .data may keep a copy
         key = (tuple([(a.shape, a.dtype, t.requires_grad) for a, t in zip(arrays, inputs)]),
                self._watched.settings())
         variant = self._variants.setdefault(key, [0, None, None])
