@@ -32,7 +32,8 @@ class Program:
 
     def __init__(self, recorder: Recorder, persistent: set, output: int | None,
                  grads: list, write_backs: list, inputs: list, param_slots: list,
-                 flat: FlatParameters) -> None:
+                 flat: FlatParameters, buffer_slots: list | None = None,
+                 flat_stats: FlatParameters | None = None) -> None:
         rec = self.rec = recorder
         self.output, self.grads, self.inputs = output, grads, inputs
         # Every slot's array during replay, fixed once: views are made once, here.
@@ -60,6 +61,11 @@ class Program:
                     else np.empty_like(flat.buffer)
                 self.flat_update = (np.asarray(lr, dtype=flat.buffer.dtype), grad_buffer,
                                     scaled, {id(op) for op in rec.ops[-2 * len(param_slots):]})
+        self.flat_stats, self.stats_update = None, None
+        averages = _running_averages(rec, dict(buffer_slots or ()))
+        if averages and flat_stats is not None:
+            self._stack_running_averages(averages, dict(buffer_slots), flat_stats, arrays,
+                                         grad_views)
         written = {w for op in rec.ops for w in op.writes}
         prologue = []
         for slot, kind in enumerate(rec.kinds):
@@ -115,21 +121,28 @@ class Program:
                     self.views[op.results[0]] = op
                     continue
                 op.view = False
-            for slot in op.results:
+            for slot in op.results:   # (gradients and batch statistics: views laid out once)
                 arrays[slot] = grad_views[slot] if slot in grad_views else \
                     np.empty_like(rec.arrays[slot])
             live_ops.append(op)
         self.arrays, self.root = arrays, root
         self.grad_arrays = [(param, None if slot is None else arrays[slot])
                             for param, slot in grads]
-        self.ops = self._live(live_ops, {root[s] for s, _ in write_backs}
+        stats_sources = self.stats_update[6] if self.stats_update else set()
+        self.ops = self._live(live_ops, set(stats_sources) | {root[s] for s, _ in write_backs}
                               | {root[s] for _, s in grads if s is not None}
                               | ({root[output]} if output is not None else set()))
-        self._reuse_buffers({root[s] for s, _ in write_backs} | set(grad_views)
+        self._reuse_buffers(set(stats_sources) | {root[s] for s, _ in write_backs}
+                            | set(grad_views)
                             | {root[s] for _, s in grads if s is not None}
                             | ({root[output]} if output is not None else set()))
-        flat_ops = self.flat_update[3] if self.flat_update else set()
-        self.calls = prologue + [self._call(op) for op in self.ops if id(op) not in flat_ops]
+        self.moved = self._moved_ops()
+        self.calls = prologue + [self._call(op) for op in self.ops if id(op) not in self.moved]
+        if self.stats_update:
+            stats, decay, rates, batch, scaled = self.stats_update[:5]
+            self.calls += [(np.multiply, (stats, decay, stats)),
+                           (np.multiply, (rates, batch, scaled)),
+                           (np.add, (stats, scaled, stats))]
         if self.flat_update:
             rate, grad_buffer, scaled, _ = self.flat_update
             self.calls += [(np.multiply, (rate, grad_buffer, scaled)),
@@ -146,6 +159,45 @@ class Program:
         # Each call with its arguments bound once: replaying is then one call per entry.
         self.bound = [functools.partial(func, *args) for func, args in self.calls]
         self.input_copies = [functools.partial(np.copyto, arrays[slot]) for slot in inputs]
+
+    def _stack_running_averages(self, averages: list, tensors: dict, flat: FlatParameters,
+                                arrays: list, preset: dict) -> None:
+        """Running statistics updated as three calls at the end of the step, for every BatchNorm
+        at once: the running means and variances become views of one flat buffer (moved there
+        once, as the parameters are), and each batch mean and variance is computed straight
+        into its place in a second one, laid out alike. Element by element the arithmetic is
+        eager's, ``r = r·a;  r = r + b·v``; nothing in a training step reads ``r``, so doing it
+        last changes nothing. ``preset`` receives the batch statistics' buffers."""
+        rec = self.rec
+        dtype = rec.arrays[averages[0][0]].dtype
+        averages = [a for a in averages if rec.arrays[a[0]].dtype == dtype]
+        views = flat.place([tensors[r] for r, *_ in averages],
+                           [rec.arrays[r] for r, *_ in averages])
+        if views is None:
+            return
+        batch = np.empty_like(flat.buffer)
+        decay, rates = np.empty_like(flat.buffer), np.empty_like(flat.buffer)
+        for (r, a, b, _, source, _), view, start in zip(averages, views, flat.offsets):
+            end = start + view.size
+            arrays[r] = view
+            preset[source] = batch[start:end].reshape(rec.arrays[source].shape)
+            decay[start:end], rates[start:end] = a, b     # as numpy converts a number: once
+        self.flat_stats = flat
+        self.stats_update = (flat.buffer, decay, rates, batch, np.empty_like(batch),
+                             {id(op) for *_, ops in averages for op in ops},
+                             {source for *_, source, _ in averages},
+                             [(a, b) for _, a, b, *_ in averages])
+
+    def _moved_ops(self) -> set:
+        """Recorded calls that the program makes elsewhere (the flat SGD and running-statistics
+        updates at the end): left out of the listing and the calls, kept for liveness."""
+        moved = set(self.flat_update[3]) if self.flat_update else set()
+        return moved | (self.stats_update[5] if self.stats_update else set())
+
+    def intact(self) -> bool:
+        """False once a parameter or running statistic moved to a flat buffer was given a new
+        array: this program no longer updates it."""
+        return all([flat.intact() for flat in (self.flat, self.flat_stats) if flat is not None])
 
     def _reuse_buffers(self, pinned: set) -> None:
         """Give a temporary the buffer of an earlier one whose last reader has run (same shape,
@@ -333,24 +385,91 @@ class Program:
                               len(self.ops))
         last_backward = max((i for i, op in enumerate(self.ops) if op.phase == "backward"),
                             default=-1)
-        flat_ops = self.flat_update[3] if self.flat_update else set()
         for i, op in enumerate(self.ops):
             now = ("forward" if i < first_backward else
                    "backward" if i <= last_backward else "update")
             if now != phase:
                 lines.append(f"# --- {now} ---")
                 phase = now
-            if id(op) not in flat_ops:
+            if id(op) not in self.moved:
                 lines.append(f"{self._line(op):<60}  # {op.where[1]}")
-        if self.flat_update:
+        if self.stats_update or self.flat_update:
             if phase != "update":
                 lines.append("# --- update ---")
+        if self.stats_update:
+            factors = self.stats_update[7]
+            decay = ", ".join(repr(a) for a in dict.fromkeys(a for a, _ in factors))
+            rates = ", ".join(repr(b) for b in dict.fromkeys(b for _, b in factors))
+            lines += ["np.multiply(stats, decay, out=stats)".ljust(60)
+                      + "  # update_running_stats, all at once:",
+                      "np.multiply(rates, batch_stats, out=scaled)".ljust(60)
+                      + "  # running means and variances: stats,",
+                      "np.add(stats, scaled, out=stats)".ljust(60)
+                      + "  # the batch's: batch_stats (flat buffers)",
+                      f"#   decay = {decay} (1 − momentum); rates = {rates} (momentum;"
+                      " momentum·n/(n − 1) for variances)"]
+        if self.flat_update:
             scaled = "grads" if self.flat_update[2] is self.flat_update[1] else "scaled"
             lines += [f"np.multiply({self.flat_rate!r}, grads, out={scaled})".ljust(60)
                       + "  # SGD.step, every parameter at once:",
                       f"np.subtract(params, {scaled}, out=params)".ljust(60)
                       + "  # params, grads: one flat buffer each"]
         return "\n".join(lines)
+
+
+def _running_averages(rec: Recorder, movable: dict) -> list:
+    """In-place running averages ``r *= a;  t = b·v;  r += t`` (how BatchNorm updates its running
+    statistics) on state ``r`` that no other call of the step reads or writes, with ``v`` a
+    temporary (or a view of one, ``source``) that nothing changes afterwards:
+    [(r, a, b, v, source, (the three ops))]."""
+    uses: dict = {}
+    producer: dict = {}
+    view_of: dict = {}
+    written = set()
+    for i, op in enumerate(rec.ops):
+        for slot in [r.slot for r in refs_in((op.args, op.kwargs))] + list(op.writes):
+            uses.setdefault(slot, set()).add(i)
+        written.update(op.writes)
+        for slot in op.results:
+            producer[slot] = op
+        if op.kind == "call" and op.view and isinstance(op.args[0], Ref):
+            view_of[op.results[0]] = op.args[0].slot
+    found = []
+    for i, scale in enumerate(rec.ops):
+        if not (_is_ufunc(scale, np.multiply, writes=1) and isinstance(scale.args[0], Ref)
+                and scale.args[0].slot == scale.writes[0] and type(scale.args[1]) is float):
+            continue
+        r = scale.writes[0]
+        others = sorted(uses[r] - {i})
+        if r not in movable or rec.kinds[r] != "state" or len(others) != 1:
+            continue
+        add = rec.ops[others[0]]
+        if not (_is_ufunc(add, np.add, writes=1) and add.writes[0] == r
+                and all(isinstance(a, Ref) for a in add.args) and add.args[0].slot == r):
+            continue
+        t = add.args[1].slot
+        term = producer.get(t)
+        if term is None or uses[t] != {others[0]} or not (
+                _is_ufunc(term, np.multiply, writes=0) and type(term.args[0]) is float
+                and isinstance(term.args[1], Ref)):
+            continue
+        v = term.args[1].slot
+        source = view_of.get(v, v)
+        made = producer.get(source)
+        if made is None or made.kind != "ufunc" or rec.kinds[source] != "temp" \
+                or any(s in written for s in (v, source)) \
+                or any(view_of.get(s) == source and s in written for s in view_of) \
+                or rec.arrays[v].size != rec.arrays[r].size \
+                or rec.arrays[v].dtype != rec.arrays[r].dtype:
+            continue
+        found.append((r, scale.args[1], term.args[0], v, source, (scale, term, add)))
+    return found
+
+
+def _is_ufunc(op: Op, func: Any, writes: int) -> bool:
+    """``op`` is ``func(a, b)`` with no keywords, in place (writes=1) or into a new array."""
+    return (op.kind == "ufunc" and op.func is func and not op.kwargs and len(op.args) == 2
+            and len(op.writes) == writes and len(op.results) == 1 - writes)
 
 
 def _plain_sgd(rec: Recorder, param_slots: list) -> tuple | None:

@@ -112,6 +112,7 @@ class CompiledStep:
         self._program: Program | None = None
         self._watched: _Watched | None = None
         self._flat = FlatParameters()
+        self._flat_stats = FlatParameters()     # BatchNorm running statistics, likewise
         try:
             self._arg_names = list(inspect.signature(step).parameters)
         except (TypeError, ValueError):
@@ -128,6 +129,7 @@ class CompiledStep:
         self._variants.clear()
         self._program = None
         self._flat = FlatParameters()
+        self._flat_stats = FlatParameters()
 
     def __call__(self, *inputs: Any) -> Tensor:
         if not all([isinstance(value, Tensor) for value in inputs]):
@@ -141,8 +143,7 @@ class CompiledStep:
         key = (tuple([(a.shape, a.dtype, t.requires_grad) for a, t in zip(arrays, inputs)]),
                self._watched.settings())
         variant = self._variants.setdefault(key, [0, None, None])
-        if variant[2] is not None and variant[2].flat is not None \
-                and not variant[2].flat.intact():
+        if variant[2] is not None and not variant[2].intact():
             self.reset()                    # a parameter was given a new array: trace again
             variant = self._variants.setdefault(key, [0, None, None])
         if variant[2] is not None:
@@ -158,10 +159,10 @@ class CompiledStep:
         if variant[1] is None:
             variant[1] = recorder
             return result
-        placed_before = self._flat.buffer is not None
+        placed_before = (self._flat.buffer is not None, self._flat_stats.buffer is not None)
         variant[2] = self._compile(variant[1], recorder, extra)
         variant[1] = None                   # the first recording has served its purpose
-        if not placed_before and self._flat.buffer is not None:
+        if placed_before != (self._flat.buffer is not None, self._flat_stats.buffer is not None):
             # The parameters just moved into the flat buffer: programs compiled before point
             # at their old arrays, so only this one is kept.
             self._variants = {key: variant}
@@ -259,8 +260,11 @@ class CompiledStep:
                 grads.append((p, None))
         state_slot = {id(t): recorder.slot_of[id(traced)] for t, _, traced in swapped}
         param_slots = [(p, state_slot[id(p)], slot) for p, slot in grads]
+        buffer_slots = [(recorder.slot_of[id(traced)], t) for t, _, traced in swapped
+                        if isinstance(t, Tensor) and not t.requires_grad
+                        and recorder.kinds[recorder.slot_of[id(traced)]] == "state"]
         extra = {"output": output, "grads": grads, "write_backs": write_backs,
-                 "param_slots": param_slots,
+                 "param_slots": param_slots, "buffer_slots": buffer_slots,
                  "inputs": [recorder.slot_of[id(t)] for _, _, t in swapped[:len(inputs)]]}
         return recorder, result, extra
 
@@ -314,7 +318,8 @@ class CompiledStep:
                     "values changed between calls (a gradient left from the previous step? "
                     "call optimizer.zero_grad() in the step). The replay cannot know them.")
         return Program(second, persistent, extra["output"], extra["grads"],
-                        extra["write_backs"], extra["inputs"], extra["param_slots"], self._flat)
+                        extra["write_backs"], extra["inputs"], extra["param_slots"], self._flat,
+                        extra["buffer_slots"], self._flat_stats)
 
 
 def jit(step: Callable) -> CompiledStep:
