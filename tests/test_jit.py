@@ -439,14 +439,16 @@ def test_running_statistics_and_plain_sgd_updated_in_flat_buffers_as_eager(case,
         np.testing.assert_allclose(got.item(), expected.item(), rtol=1e-6)
         if i == 50:
             calls = [line for line in fast.program.splitlines() if not line.startswith("#")]
-            assert [line.split("  #")[0].strip() for line in calls[-5:]] == [
+            assert [line.split("  #")[0].strip() for line in calls[-6:]] == [
+                "np.add(counts, 1, out=counts)",             # num_batches_tracked
                 "np.multiply(stats, decay, out=stats)",
                 "np.multiply(rates, batch_stats, out=scaled)",
                 "np.add(stats, scaled, out=stats)",
                 "np.multiply(0.05, grads, out=grads)",       # no .grad kept: scaled in place
                 "np.subtract(params, grads, out=params)"]
-            buffers = [b.data for b in compiled.model.buffers() if b.dtype == dtype]
-            assert len({id(b.base) for b in buffers}) == 1 and buffers[0].base is not None
+            for kind in (dtype, np.int64):      # running statistics; counters
+                buffers = [b.data for b in compiled.model.buffers() if b.dtype == kind]
+                assert len({id(b.base) for b in buffers}) == 1 and buffers[0].base is not None
     assert fast.traces == 2 and all(p.grad is None for p in compiled.model.parameters())
     _compare(eager, compiled, exact=dtype == np.float64)
     # Evaluation mode reads the running statistics where the compiled step left them.

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..random import generator
+from ..tensor import Tensor
 from .recording import DEFAULTS, JitError, Op, Recorder, Ref, refs_in
 
 __all__ = ["Program", "FlatParameters", "OUT_FUNCTIONS"]
@@ -33,7 +34,7 @@ class Program:
     def __init__(self, recorder: Recorder, persistent: set, output: int | None,
                  grads: list, write_backs: list, inputs: list, param_slots: list,
                  flat: FlatParameters, buffer_slots: list | None = None,
-                 flat_stats: FlatParameters | None = None) -> None:
+                 flat_buffers: tuple | None = None) -> None:
         rec = self.rec = recorder
         self.output, self.grads, self.inputs = output, grads, inputs
         # Every slot's array during replay, fixed once: views are made once, here.
@@ -61,11 +62,19 @@ class Program:
                     else np.empty_like(flat.buffer)
                 self.flat_update = (np.asarray(lr, dtype=flat.buffer.dtype), grad_buffer,
                                     scaled, {id(op) for op in rec.ops[-2 * len(param_slots):]})
+        # BatchNorm's buffers: running statistics and counters moved to flat buffers, updated
+        # at the end of the step (``flat_buffers``: where to move them, one for each).
         self.flat_stats, self.stats_update = None, None
-        averages = _running_averages(rec, dict(buffer_slots or ()))
-        if averages and flat_stats is not None:
-            self._stack_running_averages(averages, dict(buffer_slots), flat_stats, arrays,
-                                         grad_views)
+        self.flat_counts, self.counts_update = None, None
+        if flat_buffers is not None:
+            tensors = dict(buffer_slots)
+            averages = _running_averages(rec, tensors)
+            if averages:
+                self._stack_running_averages(averages, tensors, flat_buffers[0], arrays,
+                                             grad_views)
+            counters = _counters(rec, tensors)
+            if len(counters) > 1:
+                self._stack_counters(counters, tensors, flat_buffers[1], arrays)
         written = {w for op in rec.ops for w in op.writes}
         prologue = []
         for slot, kind in enumerate(rec.kinds):
@@ -137,7 +146,11 @@ class Program:
                             | {root[s] for _, s in grads if s is not None}
                             | ({root[output]} if output is not None else set()))
         self.moved = self._moved_ops()
+        flats = [f for f in (self.flat, self.flat_stats, self.flat_counts) if f is not None]
+        self._placed = ([t for f in flats for t in f.params], [v for f in flats for v in f.views])
         self.calls = prologue + [self._call(op) for op in self.ops if id(op) not in self.moved]
+        if self.counts_update:
+            self.calls.append((np.add, self.counts_update[:2] + self.counts_update[:1]))
         if self.stats_update:
             stats, decay, rates, batch, scaled = self.stats_update[:5]
             self.calls += [(np.multiply, (stats, decay, stats)),
@@ -188,16 +201,38 @@ class Program:
                              {source for *_, source, _ in averages},
                              [(a, b) for _, a, b, *_ in averages])
 
+    def _stack_counters(self, counters: list, tensors: dict, flat: FlatParameters,
+                        arrays: list) -> None:
+        """Counters (``num_batches_tracked += 1``) as one call at the end of the step: views of
+        one buffer, moved there once. (numpy's in-place call on a single number takes a slow
+        path, ≈ 0.6 µs; on several at once, 0.2 µs.)"""
+        rec = self.rec
+        dtype = rec.arrays[counters[0][0]].dtype
+        counters = [c for c in counters if rec.arrays[c[0]].dtype == dtype]
+        views = flat.place([tensors[r] for r, _, _ in counters],
+                           [rec.arrays[r] for r, _, _ in counters])
+        if views is None:
+            return
+        steps = np.empty_like(flat.buffer)
+        for (r, k, _), view, start in zip(counters, views, flat.offsets):
+            arrays[r] = view
+            steps[start:start + view.size] = k
+        self.flat_counts = flat
+        self.counts_update = (flat.buffer, steps, {id(op) for *_, op in counters},
+                              [k for _, k, _ in counters])
+
     def _moved_ops(self) -> set:
         """Recorded calls that the program makes elsewhere (the flat SGD and running-statistics
         updates at the end): left out of the listing and the calls, kept for liveness."""
         moved = set(self.flat_update[3]) if self.flat_update else set()
+        moved |= self.counts_update[2] if self.counts_update else set()
         return moved | (self.stats_update[5] if self.stats_update else set())
 
     def intact(self) -> bool:
         """False once a parameter or running statistic moved to a flat buffer was given a new
         array: this program no longer updates it."""
-        return all([flat.intact() for flat in (self.flat, self.flat_stats) if flat is not None])
+        # map: no Python-level loop, since this runs before every replay.
+        return all(map(operator.is_, map(Tensor.peek, self._placed[0]), self._placed[1]))
 
     def _reuse_buffers(self, pinned: set) -> None:
         """Give a temporary the buffer of an earlier one whose last reader has run (same shape,
@@ -393,9 +428,13 @@ class Program:
                 phase = now
             if id(op) not in self.moved:
                 lines.append(f"{self._line(op):<60}  # {op.where[1]}")
-        if self.stats_update or self.flat_update:
+        if self.stats_update or self.flat_update or self.counts_update:
             if phase != "update":
                 lines.append("# --- update ---")
+        if self.counts_update:
+            steps = ", ".join(repr(k) for k in dict.fromkeys(self.counts_update[3]))
+            lines.append(f"np.add(counts, {steps}, out=counts)".ljust(60)
+                         + "  # num_batches_tracked, all at once (flat)")
         if self.stats_update:
             factors = self.stats_update[7]
             decay = ", ".join(repr(a) for a in dict.fromkeys(a for a, _ in factors))
@@ -417,18 +456,36 @@ class Program:
         return "\n".join(lines)
 
 
+def _counters(rec: Recorder, movable: dict) -> list:
+    """In-place additions of a whole number, ``r += k`` (BatchNorm's num_batches_tracked), to
+    state that no other call of the step reads or writes: [(r, k, op)]."""
+    uses = _uses(rec)
+    return [(op.writes[0], op.args[1], op) for i, op in enumerate(rec.ops)
+            if _is_ufunc(op, np.add, writes=1) and type(op.args[1]) is int
+            and isinstance(op.args[0], Ref) and op.args[0].slot == op.writes[0]
+            and op.writes[0] in movable and rec.kinds[op.writes[0]] == "state"
+            and uses[op.writes[0]] == {i}]
+
+
+def _uses(rec: Recorder) -> dict:
+    """slot → indices of the recorded calls that read or write it."""
+    uses: dict = {}
+    for i, op in enumerate(rec.ops):
+        for slot in [r.slot for r in refs_in((op.args, op.kwargs))] + list(op.writes):
+            uses.setdefault(slot, set()).add(i)
+    return uses
+
+
 def _running_averages(rec: Recorder, movable: dict) -> list:
     """In-place running averages ``r *= a;  t = b·v;  r += t`` (how BatchNorm updates its running
     statistics) on state ``r`` that no other call of the step reads or writes, with ``v`` a
     temporary (or a view of one, ``source``) that nothing changes afterwards:
     [(r, a, b, v, source, (the three ops))]."""
-    uses: dict = {}
+    uses = _uses(rec)
     producer: dict = {}
     view_of: dict = {}
     written = set()
-    for i, op in enumerate(rec.ops):
-        for slot in [r.slot for r in refs_in((op.args, op.kwargs))] + list(op.writes):
-            uses.setdefault(slot, set()).add(i)
+    for op in rec.ops:
         written.update(op.writes)
         for slot in op.results:
             producer[slot] = op
@@ -508,8 +565,9 @@ def _plain_sgd(rec: Recorder, param_slots: list) -> tuple | None:
 
 
 class FlatParameters:
-    """Every parameter of a compiled step moved, once, into one flat buffer (as views of it), so
-    that plain SGD updates them all in two numpy calls."""
+    """Tensors of a compiled step moved, once, into one flat buffer (as views of it): the
+    parameters, so that plain SGD updates them all in two numpy calls; BatchNorm's running
+    statistics and counters likewise (`Program.intact` tells when one was given a new array)."""
 
     def __init__(self) -> None:
         self.buffer: np.ndarray | None = None
@@ -536,10 +594,6 @@ class FlatParameters:
         same = len(params) == len(self.params) and all(
             p is q and a is v for p, q, a, v in zip(params, self.params, arrays, self.views))
         return self.views if same else None
-
-    def intact(self) -> bool:
-        """False once someone assigned a parameter a new array (its values left the buffer)."""
-        return all([p.peek() is v for p, v in zip(self.params, self.views)])
 
 
 def _bind(func: Any, kwargs: dict) -> Any:

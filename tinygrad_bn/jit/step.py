@@ -74,6 +74,9 @@ def _check_no_hooks(modules: list) -> None:
                                "it. Remove it, or train without jit.")
 
 
+_TRAINING = operator.attrgetter("training")
+
+
 class _Watched:
     """The models and optimizers a step names, found once, and what a program depends on."""
 
@@ -92,7 +95,7 @@ class _Watched:
         hooks = any(map(operator.call, self.hook_tests))   # no Python loop: this runs per call
         options = tuple([tuple([v for k, v in group.items() if k != "params"])
                          for optimizer in self.optimizers for group in optimizer.param_groups])
-        return tuple([m.training for m in self.modules]), hooks, options
+        return tuple(map(_TRAINING, self.modules)), hooks, options
 
 
 # --- the decorator ------------------------------------------------------------------------------
@@ -112,7 +115,7 @@ class CompiledStep:
         self._program: Program | None = None
         self._watched: _Watched | None = None
         self._flat = FlatParameters()
-        self._flat_stats = FlatParameters()     # BatchNorm running statistics, likewise
+        self._flat_buffers = (FlatParameters(), FlatParameters())  # BatchNorm's, likewise
         try:
             self._arg_names = list(inspect.signature(step).parameters)
         except (TypeError, ValueError):
@@ -129,7 +132,7 @@ class CompiledStep:
         self._variants.clear()
         self._program = None
         self._flat = FlatParameters()
-        self._flat_stats = FlatParameters()
+        self._flat_buffers = (FlatParameters(), FlatParameters())
 
     def __call__(self, *inputs: Any) -> Tensor:
         if not all([isinstance(value, Tensor) for value in inputs]):
@@ -159,12 +162,12 @@ class CompiledStep:
         if variant[1] is None:
             variant[1] = recorder
             return result
-        placed_before = (self._flat.buffer is not None, self._flat_stats.buffer is not None)
+        placed_before = [f.buffer is not None for f in (self._flat,) + self._flat_buffers]
         variant[2] = self._compile(variant[1], recorder, extra)
         variant[1] = None                   # the first recording has served its purpose
-        if placed_before != (self._flat.buffer is not None, self._flat_stats.buffer is not None):
-            # The parameters just moved into the flat buffer: programs compiled before point
-            # at their old arrays, so only this one is kept.
+        if placed_before != [f.buffer is not None for f in (self._flat,) + self._flat_buffers]:
+            # Parameters or buffers just moved into a flat buffer: programs compiled before
+            # point at their old arrays, so only this one is kept.
             self._variants = {key: variant}
         self._program = variant[2]
         self.traces += 1
@@ -319,7 +322,7 @@ class CompiledStep:
                     "call optimizer.zero_grad() in the step). The replay cannot know them.")
         return Program(second, persistent, extra["output"], extra["grads"],
                         extra["write_backs"], extra["inputs"], extra["param_slots"], self._flat,
-                        extra["buffer_slots"], self._flat_stats)
+                        extra["buffer_slots"], self._flat_buffers)
 
 
 def jit(step: Callable) -> CompiledStep:
