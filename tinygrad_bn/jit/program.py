@@ -1,9 +1,15 @@
 """Compiling a recording into a `Program`: fixed buffers, one (function, arguments) per call.
 
 The passes, in order: arrays that are the same every step (constants, calls on constants only,
-views of fixed buffers) are made once; calls nobody reads are dropped; plain SGD becomes two
-calls on flat buffers; keyword arguments are bound once and Python numbers become 0-d arrays of
-the operands' type. ``Program.text()`` is the readable listing, one numpy call per line.
+views of fixed buffers) are made once; plain SGD becomes two calls on flat buffers (scaling the
+gradients in place when the step keeps no ``.grad``); BatchNorm's running statistics and
+counters are updated at the end of the step, every layer's at once, on flat buffers too; calls
+nobody reads are dropped; a temporary takes the buffer of one read for the last time. Each
+call is then bound once, as numpy runs it fastest: keyword arguments bound, Python numbers as
+0-d arrays of the operands' type (as full arrays for np.maximum/np.minimum), 0-d operands as
+1-element views, np.sum/np.max as their ufunc's reduce. Every pass keeps the arithmetic of
+each element as eager execution does it, so results are the same to the last bit.
+``Program.text()`` is the readable listing, one numpy call per line.
 
 Read next: step.py, which records, compares and replays.
 """
@@ -24,6 +30,10 @@ __all__ = ["Program", "FlatParameters", "OUT_FUNCTIONS"]
 # Array functions that accept ``out=``: replay writes their result into a preallocated buffer.
 OUT_FUNCTIONS = {np.sum, np.max, np.min, np.amax, np.amin, np.mean, np.prod, np.argmax,
                  np.argmin, np.any, np.all, np.dot, np.clip, np.cumsum}
+
+# Array functions that are their ufunc's reduce (axis defaults to None, not the reduce's 0).
+_AS_REDUCE = {np.sum: np.add.reduce, np.prod: np.multiply.reduce, np.max: np.maximum.reduce,
+              np.amax: np.maximum.reduce, np.min: np.minimum.reduce, np.amin: np.minimum.reduce}
 
 
 # --- the compiled program ----------------------------------------------------------------------
@@ -333,8 +343,14 @@ class Program:
             return _guard, (args[0], op.expected, op.where)
         if op.kind == "draw":
             return _draw, (op.func, args, kwargs, arrays[op.results[0]])
+        out = arrays[op.results[0]] if op.results else None
+        if func in _AS_REDUCE and len(args) == 1 and set(kwargs) <= {"axis", "keepdims"}:
+            # np.sum(a, axis, keepdims=…) is numpy's Python wrapper around np.add.reduce:
+            # calling the reduce directly skips ≈ 0.8 µs of wrapping, with the same result.
+            return _AS_REDUCE[func], (args[0], kwargs.get("axis"), None, out,
+                                      kwargs.get("keepdims", False))
         if func in OUT_FUNCTIONS:
-            return _bind(func, dict(kwargs, out=arrays[op.results[0]])), args
+            return _bind(func, dict(kwargs, out=out)), args
         return _assign, (arrays[op.results[0]], _bind(func, kwargs), args)
 
     def run(self, inputs: list) -> None:
