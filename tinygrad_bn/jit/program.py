@@ -6,10 +6,10 @@ gradients in place when the step keeps no ``.grad``); BatchNorm's running statis
 counters are updated at the end of the step, every layer's at once, on flat buffers too; calls
 nobody reads are dropped; a temporary takes the buffer of one read for the last time. Each
 call is then bound once, as numpy runs it fastest: keyword arguments bound, Python numbers as
-0-d arrays of the operands' type (as full arrays for np.maximum/np.minimum), 0-d operands as
-1-element views, np.sum/np.max as their ufunc's reduce. Every pass keeps the arithmetic of
-each element as eager execution does it, so results are the same to the last bit.
-``Program.text()`` is the readable listing, one numpy call per line.
+0-d arrays of the operands' type (as full arrays for np.maximum/np.minimum), np.sum/np.max
+as their ufunc's reduce. Every pass keeps each element's arithmetic as eager execution does
+it, so results are the same to the last bit. ``Program.text()`` is the readable listing, one
+numpy call per line.
 
 Read next: step.py, which records, compares and replays.
 """
@@ -74,17 +74,16 @@ class Program:
                                     scaled, {id(op) for op in rec.ops[-2 * len(param_slots):]})
         # BatchNorm's buffers: running statistics and counters moved to flat buffers, updated
         # at the end of the step (``flat_buffers``: where to move them, one for each).
-        self.flat_stats, self.stats_update = None, None
-        self.flat_counts, self.counts_update = None, None
+        self.at_end: list = []              # _AtEnd updates, in the order they run
         if flat_buffers is not None:
             tensors = dict(buffer_slots)
+            counters = _counters(rec, tensors)
+            if len(counters) > 1:
+                self._stack_counters(counters, tensors, flat_buffers[1], arrays)
             averages = _running_averages(rec, tensors)
             if averages:
                 self._stack_running_averages(averages, tensors, flat_buffers[0], arrays,
                                              grad_views)
-            counters = _counters(rec, tensors)
-            if len(counters) > 1:
-                self._stack_counters(counters, tensors, flat_buffers[1], arrays)
         written = {w for op in rec.ops for w in op.writes}
         prologue = []
         for slot, kind in enumerate(rec.kinds):
@@ -147,25 +146,23 @@ class Program:
         self.arrays, self.root = arrays, root
         self.grad_arrays = [(param, None if slot is None else arrays[slot])
                             for param, slot in grads]
-        stats_sources = self.stats_update[6] if self.stats_update else set()
-        self.ops = self._live(live_ops, set(stats_sources) | {root[s] for s, _ in write_backs}
+        read_at_end = {slot for update in self.at_end for slot in update.reads}
+        self.ops = self._live(live_ops, read_at_end | {root[s] for s, _ in write_backs}
                               | {root[s] for _, s in grads if s is not None}
                               | ({root[output]} if output is not None else set()))
-        self._reuse_buffers(set(stats_sources) | {root[s] for s, _ in write_backs}
+        self._reuse_buffers(read_at_end | {root[s] for s, _ in write_backs}
                             | set(grad_views)
                             | {root[s] for _, s in grads if s is not None}
                             | ({root[output]} if output is not None else set()))
-        self.moved = self._moved_ops()
-        flats = [f for f in (self.flat, self.flat_stats, self.flat_counts) if f is not None]
+        # Recorded calls made elsewhere (the updates at the end): left out of the listing and
+        # the calls, kept above for liveness.
+        self.moved = {id(op) for update in self.at_end for op in update.ops}
+        if self.flat_update:
+            self.moved |= self.flat_update[3]
+        flats = [self.flat] * (self.flat is not None) + [u.flat for u in self.at_end]
         self._placed = ([t for f in flats for t in f.params], [v for f in flats for v in f.views])
         self.calls = prologue + [self._call(op) for op in self.ops if id(op) not in self.moved]
-        if self.counts_update:
-            self.calls.append((np.add, self.counts_update[:2] + self.counts_update[:1]))
-        if self.stats_update:
-            stats, decay, rates, batch, scaled = self.stats_update[:5]
-            self.calls += [(np.multiply, (stats, decay, stats)),
-                           (np.multiply, (rates, batch, scaled)),
-                           (np.add, (stats, scaled, stats))]
+        self.calls += [call for update in self.at_end for call in update.calls]
         if self.flat_update:
             rate, grad_buffer, scaled, _ = self.flat_update
             self.calls += [(np.multiply, (rate, grad_buffer, scaled)),
@@ -205,11 +202,18 @@ class Program:
             arrays[r] = view
             preset[source] = batch[start:end].reshape(rec.arrays[source].shape)
             decay[start:end], rates[start:end] = a, b     # as numpy converts a number: once
-        self.flat_stats = flat
-        self.stats_update = (flat.buffer, decay, rates, batch, np.empty_like(batch),
-                             {id(op) for *_, ops in averages for op in ops},
-                             {source for *_, source, _ in averages},
-                             [(a, b) for _, a, b, *_ in averages])
+        stats, scaled = flat.buffer, np.empty_like(batch)
+        decays = ", ".join(repr(a) for a in dict.fromkeys(a for _, a, *_ in averages))
+        factors = ", ".join(repr(b) for b in dict.fromkeys(b for _, _, b, *_ in averages))
+        self.at_end.append(_AtEnd(
+            flat, [(np.multiply, (stats, decay, stats)), (np.multiply, (rates, batch, scaled)),
+                   (np.add, (stats, scaled, stats))],
+            [op for *_, ops in averages for op in ops], {a[4] for a in averages},
+            [("np.multiply(stats, decay, out=stats)", "update_running_stats, all at once:"),
+             ("np.multiply(rates, batch_stats, out=scaled)", "running means and variances: stats,"),
+             ("np.add(stats, scaled, out=stats)", "the batch's: batch_stats (flat buffers)"),
+             (f"#   decay = {decays} (1 − momentum); rates = {factors}", None),
+             ("#   (momentum; momentum·n/(n − 1) for the variances)", None)]))
 
     def _stack_counters(self, counters: list, tensors: dict, flat: FlatParameters,
                         arrays: list) -> None:
@@ -227,16 +231,11 @@ class Program:
         for (r, k, _), view, start in zip(counters, views, flat.offsets):
             arrays[r] = view
             steps[start:start + view.size] = k
-        self.flat_counts = flat
-        self.counts_update = (flat.buffer, steps, {id(op) for *_, op in counters},
-                              [k for _, k, _ in counters])
-
-    def _moved_ops(self) -> set:
-        """Recorded calls that the program makes elsewhere (the flat SGD and running-statistics
-        updates at the end): left out of the listing and the calls, kept for liveness."""
-        moved = set(self.flat_update[3]) if self.flat_update else set()
-        moved |= self.counts_update[2] if self.counts_update else set()
-        return moved | (self.stats_update[5] if self.stats_update else set())
+        added = ", ".join(repr(k) for k in dict.fromkeys(k for _, k, _ in counters))
+        self.at_end.append(_AtEnd(
+            flat, [(np.add, (flat.buffer, steps, flat.buffer))], [op for *_, op in counters],
+            set(), [(f"np.add(counts, {added}, out=counts)",
+                     "num_batches_tracked, all at once (flat)")]))
 
     def intact(self) -> bool:
         """False once a parameter or running statistic moved to a flat buffer was given a new
@@ -331,8 +330,6 @@ class Program:
                 if func in (np.maximum, np.minimum):  # numpy deprecates their positional out
                     args = _numbers_as_full_arrays(op.args, args, outs[0])
                     return _bind(func, dict(kwargs, out=outs)), args
-                if not kwargs and all(np.ndim(a) == 0 for a in args + outs):
-                    args, outs = _one_element_views(args), _one_element_views(outs)
                 return _bind(func, kwargs), args + outs
             return _bind(func, dict(kwargs, out=outs)), args
         if op.kind == "setitem":
@@ -444,25 +441,11 @@ class Program:
                 phase = now
             if id(op) not in self.moved:
                 lines.append(f"{self._line(op):<60}  # {op.where[1]}")
-        if self.stats_update or self.flat_update or self.counts_update:
-            if phase != "update":
-                lines.append("# --- update ---")
-        if self.counts_update:
-            steps = ", ".join(repr(k) for k in dict.fromkeys(self.counts_update[3]))
-            lines.append(f"np.add(counts, {steps}, out=counts)".ljust(60)
-                         + "  # num_batches_tracked, all at once (flat)")
-        if self.stats_update:
-            factors = self.stats_update[7]
-            decay = ", ".join(repr(a) for a in dict.fromkeys(a for a, _ in factors))
-            rates = ", ".join(repr(b) for b in dict.fromkeys(b for _, b in factors))
-            lines += ["np.multiply(stats, decay, out=stats)".ljust(60)
-                      + "  # update_running_stats, all at once:",
-                      "np.multiply(rates, batch_stats, out=scaled)".ljust(60)
-                      + "  # running means and variances: stats,",
-                      "np.add(stats, scaled, out=stats)".ljust(60)
-                      + "  # the batch's: batch_stats (flat buffers)",
-                      f"#   decay = {decay} (1 − momentum); rates = {rates} (momentum;"
-                      " momentum·n/(n − 1) for variances)"]
+        if (self.at_end or self.flat_update) and phase != "update":
+            lines.append("# --- update ---")
+        for update in self.at_end:
+            lines += [line if note is None else f"{line:<60}  # {note}"
+                      for line, note in update.text]
         if self.flat_update:
             scaled = "grads" if self.flat_update[2] is self.flat_update[1] else "scaled"
             lines += [f"np.multiply({self.flat_rate!r}, grads, out={scaled})".ljust(60)
@@ -470,6 +453,16 @@ class Program:
                       f"np.subtract(params, {scaled}, out=params)".ljust(60)
                       + "  # params, grads: one flat buffer each"]
         return "\n".join(lines)
+
+
+class _AtEnd:
+    """Calls a pass moved to the end of the step, on tensors it moved to ``flat``: ``calls``
+    (function, arguments) to replay, ``ops`` the recorded calls they stand for, ``reads`` the
+    slots whose buffers they read (kept alive to the end), ``text`` (line, comment) pairs."""
+
+    def __init__(self, flat: FlatParameters, calls: list, ops: list, reads: set,
+                 text: list) -> None:
+        self.flat, self.calls, self.ops, self.reads, self.text = flat, calls, ops, reads, text
 
 
 def _counters(rec: Recorder, movable: dict) -> list:
@@ -645,13 +638,6 @@ def _numbers_as_full_arrays(recorded: tuple, args: tuple, out: np.ndarray) -> tu
                  if not isinstance(r, Ref) and isinstance(a, np.ndarray) and a.ndim == 0
                  and out.size > 1 else a
                  for r, a in zip(recorded, args))
-
-
-def _one_element_views(arrays: tuple) -> tuple:
-    """0-d arrays seen as 1-element vectors (views, made once): numpy's call on 0-d arrays
-    takes a slower scalar path (≈ 0.55 µs against 0.2 µs for ``b_num_batches_tracked += 1``);
-    the arithmetic is the same."""
-    return tuple(a.reshape(1) if isinstance(a, np.ndarray) else a for a in arrays)
 
 
 def _dot_fits(args: tuple, out: np.ndarray) -> bool:
