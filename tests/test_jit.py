@@ -455,3 +455,37 @@ def test_running_statistics_and_plain_sgd_updated_in_flat_buffers_as_eager(case,
     x = _batches(sizes, batch, dtype, loss, 1, seed=7)[0][0]
     eager.model.eval(), compiled.model.eval()
     np.testing.assert_array_equal(compiled.model(x).data, eager.model(x).data)
+
+
+def test_a_step_compiled_before_another_moved_the_tensors_it_reads_is_traced_again():
+    # An evaluation step compiled first reads the parameters' and running statistics' arrays;
+    # compiling the training step then moves them into flat buffers. The evaluation step must
+    # notice (its arrays are no longer the tensors'), not replay the stale ones.
+    sizes = (4, 8, 2)
+    runs = [Run(sizes, np.float64, "ce") for _ in range(2)]
+    for run in runs:
+        run.optimizer = optim.SGD(run.model.parameters(), lr=0.05)
+
+    def evaluation(run):
+        def step(x, y):
+            with tg.no_grad():
+                return run.loss_fn(run.model(x), y)
+        return step
+
+    eager, compiled = runs
+    fast_eval, fast_train = tg.jit(evaluation(compiled)), tg.jit(_step_zero_grad_last(compiled))
+    eager_eval, eager_train = evaluation(eager), _step_zero_grad_last(eager)
+    (x, y), = _batches(sizes, 6, np.float64, "ce", 1)
+    for run in runs:
+        run.model.eval()
+    for _ in range(4):
+        assert fast_eval(x, y).item() == eager_eval(x, y).item()
+    for run in runs:
+        run.model.train()
+    for _ in range(6):
+        assert fast_train(x, y).item() == eager_train(x, y).item()
+    for run in runs:
+        run.model.eval()
+    for _ in range(5):
+        assert fast_eval(x, y).item() == eager_eval(x, y).item()
+    assert fast_eval.traces == 2

@@ -44,7 +44,7 @@ class Program:
     def __init__(self, recorder: Recorder, persistent: set, output: int | None,
                  grads: list, write_backs: list, inputs: list, param_slots: list,
                  flat: FlatParameters, buffer_slots: list | None = None,
-                 flat_buffers: tuple | None = None) -> None:
+                 flat_buffers: tuple | None = None, state_entries: list | None = None) -> None:
         rec = self.rec = recorder
         self.output, self.grads, self.inputs = output, grads, inputs
         # Every slot's array during replay, fixed once: views are made once, here.
@@ -159,8 +159,14 @@ class Program:
         self.moved = {id(op) for update in self.at_end for op in update.ops}
         if self.flat_update:
             self.moved |= self.flat_update[3]
-        flats = [self.flat] * (self.flat is not None) + [u.flat for u in self.at_end]
-        self._placed = ([t for f in flats for t in f.params], [v for f in flats for v in f.views])
+        # What `intact` checks before every replay: each tensor and optimizer-state entry of
+        # the step still holds the array this program reads and writes.
+        tensors = [(p, slot) for p, slot, _ in param_slots] + \
+            [(t, slot) for slot, t in buffer_slots or ()]
+        self._tensors = ([t for t, _ in tensors], [arrays[slot] for _, slot in tensors])
+        entries = state_entries or []
+        self._entries = ([c for _, c, _ in entries], [k for _, _, k in entries],
+                         [arrays[slot] for slot, _, _ in entries])
         self.calls = prologue + [self._call(op) for op in self.ops if id(op) not in self.moved]
         self.calls += [call for update in self.at_end for call in update.calls]
         if self.flat_update:
@@ -238,10 +244,13 @@ class Program:
                      "num_batches_tracked, all at once (flat)")]))
 
     def intact(self) -> bool:
-        """False once a parameter or running statistic moved to a flat buffer was given a new
-        array: this program no longer updates it."""
+        """False once a parameter, buffer or optimizer state of the step was given a new array
+        (``p.data = …``, a flat buffer of another compiled step, ``Module.to``): this program
+        would read and write the old one."""
         # map: no Python-level loop, since this runs before every replay.
-        return all(map(operator.is_, map(Tensor.peek, self._placed[0]), self._placed[1]))
+        containers, keys, arrays = self._entries
+        return all(map(operator.is_, map(Tensor.peek, self._tensors[0]), self._tensors[1])) \
+            and all(map(operator.is_, map(operator.getitem, containers, keys), arrays))
 
     def _reuse_buffers(self, pinned: set) -> None:
         """Give a temporary the buffer of an earlier one whose last reader has run (same shape,

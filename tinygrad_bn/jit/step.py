@@ -147,7 +147,7 @@ class CompiledStep:
                self._watched.settings())
         variant = self._variants.setdefault(key, [0, None, None])
         if variant[2] is not None and not variant[2].intact():
-            self.reset()                    # a parameter was given a new array: trace again
+            self.reset()                    # a tensor was given a new array: trace again
             variant = self._variants.setdefault(key, [0, None, None])
         if variant[2] is not None:
             program = variant[2]
@@ -266,8 +266,11 @@ class CompiledStep:
         buffer_slots = [(recorder.slot_of[id(traced)], t) for t, _, traced in swapped
                         if isinstance(t, Tensor) and not t.requires_grad
                         and recorder.kinds[recorder.slot_of[id(traced)]] == "state"]
+        state_entries = [(recorder.slot_of[id(traced)], container, key)
+                         for container, key, _, traced in swapped_state]
         extra = {"output": output, "grads": grads, "write_backs": write_backs,
                  "param_slots": param_slots, "buffer_slots": buffer_slots,
+                 "state_entries": state_entries,
                  "inputs": [recorder.slot_of[id(t)] for _, _, t in swapped[:len(inputs)]]}
         return recorder, result, extra
 
@@ -322,7 +325,7 @@ class CompiledStep:
                     "call optimizer.zero_grad() in the step). The replay cannot know them.")
         return Program(second, persistent, extra["output"], extra["grads"],
                         extra["write_backs"], extra["inputs"], extra["param_slots"], self._flat,
-                        extra["buffer_slots"], self._flat_buffers)
+                        extra["buffer_slots"], self._flat_buffers, extra["state_entries"])
 
 
 def jit(step: Callable) -> CompiledStep:
