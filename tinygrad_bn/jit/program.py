@@ -219,7 +219,8 @@ class Program:
              ("np.multiply(rates, batch_stats, out=scaled)", "running means and variances: stats,"),
              ("np.add(stats, scaled, out=stats)", "the batch's: batch_stats (flat buffers)"),
              (f"#   decay = {decays} (1 − momentum); rates = {factors}", None),
-             ("#   (momentum; momentum·n/(n − 1) for the variances)", None)]))
+             ("#   (momentum; momentum·n/(n − 1) for the variances); batch_stats holds "
+              + ", ".join(f"t{a[4]}" for a in averages), None)]))
 
     def _stack_counters(self, counters: list, tensors: dict, flat: FlatParameters,
                         arrays: list) -> None:
