@@ -168,7 +168,11 @@ class Program:
         self._entries = ([c for _, c, _ in entries], [k for _, _, k in entries],
                          [arrays[slot] for slot, _, _ in entries])
         self.calls = prologue + [self._call(op) for op in self.ops if id(op) not in self.moved]
-        self.calls += [call for update in self.at_end for call in update.calls]
+        for update in self.at_end:
+            # A statistic computed once (a constant batch, folded) is not in its place: copy it.
+            update.calls[:0] = [(np.copyto, (view, arrays[slot]))
+                                for slot, view in update.reads.items() if arrays[slot] is not view]
+            self.calls += update.calls
         if self.flat_update:
             rate, grad_buffer, scaled, _ = self.flat_update
             self.calls += [(np.multiply, (rate, grad_buffer, scaled)),
@@ -214,7 +218,7 @@ class Program:
         self.at_end.append(_AtEnd(
             flat, [(np.multiply, (stats, decay, stats)), (np.multiply, (rates, batch, scaled)),
                    (np.add, (stats, scaled, stats))],
-            [op for *_, ops in averages for op in ops], {a[4] for a in averages},
+            [op for *_, ops in averages for op in ops], {a[4]: preset[a[4]] for a in averages},
             [("np.multiply(stats, decay, out=stats)", "update_running_stats, all at once:"),
              ("np.multiply(rates, batch_stats, out=scaled)", "running means and variances: stats,"),
              ("np.add(stats, scaled, out=stats)", "the batch's: batch_stats (flat buffers)"),
@@ -241,7 +245,7 @@ class Program:
         added = ", ".join(repr(k) for k in dict.fromkeys(k for _, k, _ in counters))
         self.at_end.append(_AtEnd(
             flat, [(np.add, (flat.buffer, steps, flat.buffer))], [op for *_, op in counters],
-            set(), [(f"np.add(counts, {added}, out=counts)",
+            {}, [(f"np.add(counts, {added}, out=counts)",
                      "num_batches_tracked, all at once (flat)")]))
 
     def intact(self) -> bool:
@@ -468,9 +472,10 @@ class Program:
 class _AtEnd:
     """Calls a pass moved to the end of the step, on tensors it moved to ``flat``: ``calls``
     (function, arguments) to replay, ``ops`` the recorded calls they stand for, ``reads`` the
-    slots whose buffers they read (kept alive to the end), ``text`` (line, comment) pairs."""
+    slots they read → the arrays they read them from (kept alive to the end), ``text`` (line,
+    comment) pairs."""
 
-    def __init__(self, flat: FlatParameters, calls: list, ops: list, reads: set,
+    def __init__(self, flat: FlatParameters, calls: list, ops: list, reads: dict,
                  text: list) -> None:
         self.flat, self.calls, self.ops, self.reads, self.text = flat, calls, ops, reads, text
 
@@ -508,8 +513,9 @@ def _running_averages(rec: Recorder, movable: dict) -> list:
         written.update(op.writes)
         for slot in op.results:
             producer[slot] = op
-        if op.kind == "call" and op.view and isinstance(op.args[0], Ref):
-            view_of[op.results[0]] = op.args[0].slot
+        if op.kind == "call" and op.view and op.text in (".reshape", ".ravel") \
+                and isinstance(op.args[0], Ref):
+            view_of[op.results[0]] = op.args[0].slot     # the same values in the same order
     found = []
     for i, scale in enumerate(rec.ops):
         if not (_is_ufunc(scale, np.multiply, writes=1) and isinstance(scale.args[0], Ref)
