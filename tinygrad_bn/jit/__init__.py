@@ -38,7 +38,10 @@ What it refuses, with `JitError` (a RuntimeError):
 
 Plain SGD (no momentum or decay) is replayed as two calls on flat buffers: compiling moves every
 parameter, once, into one buffer (``p.data`` becomes a view of it, values unchanged); giving a
-parameter a new array afterwards makes the step trace again.
+parameter a new array afterwards makes the step trace again. BatchNorm's running statistics and
+``num_batches_tracked`` move likewise (one buffer each), and their updates, which nothing in a
+training step reads, run at the end of the step for every layer at once: four calls in all
+instead of seven per BatchNorm layer, with the same arithmetic element by element.
 
 A new input shape or dtype, another training/eval mode or changed optimizer options
 (``lr``, momentum…) are not errors: the step is traced again for them (three eager calls), and

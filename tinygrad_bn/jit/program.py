@@ -1,9 +1,15 @@
 """Compiling a recording into a `Program`: fixed buffers, one (function, arguments) per call.
 
 The passes, in order: arrays that are the same every step (constants, calls on constants only,
-views of fixed buffers) are made once; calls nobody reads are dropped; plain SGD becomes two
-calls on flat buffers; keyword arguments are bound once and Python numbers become 0-d arrays of
-the operands' type. ``Program.text()`` is the readable listing, one numpy call per line.
+views of fixed buffers) are made once; plain SGD becomes two calls on flat buffers (scaling the
+gradients in place when the step keeps no ``.grad``); BatchNorm's running statistics and
+counters are updated at the end of the step, every layer's at once, on flat buffers too; calls
+nobody reads are dropped; a temporary takes the buffer of one read for the last time. Each
+call is then bound once, as numpy runs it fastest: keyword arguments bound, Python numbers as
+0-d arrays of the operands' type (as full arrays for np.maximum/np.minimum), np.sum/np.max
+as their ufunc's reduce. Every pass keeps each element's arithmetic as eager execution does
+it, so results are the same to the last bit. ``Program.text()`` is the readable listing, one
+numpy call per line.
 
 Read next: step.py, which records, compares and replays.
 """
@@ -16,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..random import generator
+from ..tensor import Tensor
 from .recording import DEFAULTS, JitError, Op, Recorder, Ref, refs_in
 
 __all__ = ["Program", "FlatParameters", "OUT_FUNCTIONS"]
@@ -23,6 +30,10 @@ __all__ = ["Program", "FlatParameters", "OUT_FUNCTIONS"]
 # Array functions that accept ``out=``: replay writes their result into a preallocated buffer.
 OUT_FUNCTIONS = {np.sum, np.max, np.min, np.amax, np.amin, np.mean, np.prod, np.argmax,
                  np.argmin, np.any, np.all, np.dot, np.clip, np.cumsum}
+
+# Array functions that are their ufunc's reduce (axis defaults to None, not the reduce's 0).
+_AS_REDUCE = {np.sum: np.add.reduce, np.prod: np.multiply.reduce, np.max: np.maximum.reduce,
+              np.amax: np.maximum.reduce, np.min: np.minimum.reduce, np.amin: np.minimum.reduce}
 
 
 # --- the compiled program ----------------------------------------------------------------------
@@ -32,7 +43,8 @@ class Program:
 
     def __init__(self, recorder: Recorder, persistent: set, output: int | None,
                  grads: list, write_backs: list, inputs: list, param_slots: list,
-                 flat: FlatParameters) -> None:
+                 flat: FlatParameters, buffer_slots: list | None = None,
+                 flat_buffers: tuple | None = None, state_entries: list | None = None) -> None:
         rec = self.rec = recorder
         self.output, self.grads, self.inputs = output, grads, inputs
         # Every slot's array during replay, fixed once: views are made once, here.
@@ -53,9 +65,25 @@ class Program:
                     arrays[p_slot] = view
                     grad_views[g_slot] = grad_buffer[start:start + view.size].reshape(view.shape)
                 self.flat, self.flat_rate = flat, lr
+                # lr·g is written over the gradients themselves when nobody reads them after
+                # the step (zero_grad set every .grad to None): one parameter-sized buffer
+                # fewer for the caches to hold.
+                scaled = grad_buffer if all(slot is None for _, slot in grads) \
+                    else np.empty_like(flat.buffer)
                 self.flat_update = (np.asarray(lr, dtype=flat.buffer.dtype), grad_buffer,
-                                    np.empty_like(flat.buffer),
-                                    {id(op) for op in rec.ops[-2 * len(param_slots):]})
+                                    scaled, {id(op) for op in rec.ops[-2 * len(param_slots):]})
+        # BatchNorm's buffers: running statistics and counters moved to flat buffers, updated
+        # at the end of the step (``flat_buffers``: where to move them, one for each).
+        self.at_end: list = []              # _AtEnd updates, in the order they run
+        if flat_buffers is not None:
+            tensors = dict(buffer_slots)
+            counters = _counters(rec, tensors)
+            if len(counters) > 1:
+                self._stack_counters(counters, tensors, flat_buffers[1], arrays)
+            averages = _running_averages(rec, tensors)
+            if averages:
+                self._stack_running_averages(averages, tensors, flat_buffers[0], arrays,
+                                             grad_views)
         written = {w for op in rec.ops for w in op.writes}
         prologue = []
         for slot, kind in enumerate(rec.kinds):
@@ -111,21 +139,40 @@ class Program:
                     self.views[op.results[0]] = op
                     continue
                 op.view = False
-            for slot in op.results:
+            for slot in op.results:   # (gradients and batch statistics: views laid out once)
                 arrays[slot] = grad_views[slot] if slot in grad_views else \
                     np.empty_like(rec.arrays[slot])
             live_ops.append(op)
         self.arrays, self.root = arrays, root
         self.grad_arrays = [(param, None if slot is None else arrays[slot])
                             for param, slot in grads]
-        self.ops = self._live(live_ops, {root[s] for s, _ in write_backs}
+        read_at_end = {slot for update in self.at_end for slot in update.reads}
+        self.ops = self._live(live_ops, read_at_end | {root[s] for s, _ in write_backs}
                               | {root[s] for _, s in grads if s is not None}
                               | ({root[output]} if output is not None else set()))
-        self._reuse_buffers({root[s] for s, _ in write_backs} | set(grad_views)
+        self._reuse_buffers(read_at_end | {root[s] for s, _ in write_backs}
+                            | set(grad_views)
                             | {root[s] for _, s in grads if s is not None}
                             | ({root[output]} if output is not None else set()))
-        flat_ops = self.flat_update[3] if self.flat_update else set()
-        self.calls = prologue + [self._call(op) for op in self.ops if id(op) not in flat_ops]
+        # Recorded calls made elsewhere (the updates at the end): left out of the listing and
+        # the calls, kept above for liveness.
+        self.moved = {id(op) for update in self.at_end for op in update.ops}
+        if self.flat_update:
+            self.moved |= self.flat_update[3]
+        # What `intact` checks before every replay: each tensor and optimizer-state entry of
+        # the step still holds the array this program reads and writes.
+        tensors = [(p, slot) for p, slot, _ in param_slots] + \
+            [(t, slot) for slot, t in buffer_slots or ()]
+        self._tensors = ([t for t, _ in tensors], [arrays[slot] for _, slot in tensors])
+        entries = state_entries or []
+        self._entries = ([c for _, c, _ in entries], [k for _, _, k in entries],
+                         [arrays[slot] for slot, _, _ in entries])
+        self.calls = prologue + [self._call(op) for op in self.ops if id(op) not in self.moved]
+        for update in self.at_end:
+            # A statistic computed once (a constant batch, folded) is not in its place: copy it.
+            update.calls[:0] = [(np.copyto, (view, arrays[slot]))
+                                for slot, view in update.reads.items() if arrays[slot] is not view]
+            self.calls += update.calls
         if self.flat_update:
             rate, grad_buffer, scaled, _ = self.flat_update
             self.calls += [(np.multiply, (rate, grad_buffer, scaled)),
@@ -142,6 +189,73 @@ class Program:
         # Each call with its arguments bound once: replaying is then one call per entry.
         self.bound = [functools.partial(func, *args) for func, args in self.calls]
         self.input_copies = [functools.partial(np.copyto, arrays[slot]) for slot in inputs]
+
+    def _stack_running_averages(self, averages: list, tensors: dict, flat: FlatParameters,
+                                arrays: list, preset: dict) -> None:
+        """Running statistics updated as three calls at the end of the step, for every BatchNorm
+        at once: the running means and variances become views of one flat buffer (moved there
+        once, as the parameters are), and each batch mean and variance is computed straight
+        into its place in a second one, laid out alike. Element by element the arithmetic is
+        eager's, ``r = r·a;  r = r + b·v``; nothing in a training step reads ``r``, so doing it
+        last changes nothing. ``preset`` receives the batch statistics' buffers."""
+        rec = self.rec
+        dtype = rec.arrays[averages[0][0]].dtype
+        averages = [a for a in averages if rec.arrays[a[0]].dtype == dtype]
+        views = flat.place([tensors[r] for r, *_ in averages],
+                           [rec.arrays[r] for r, *_ in averages])
+        if views is None:
+            return
+        batch = np.empty_like(flat.buffer)
+        decay, rates = np.empty_like(flat.buffer), np.empty_like(flat.buffer)
+        for (r, a, b, _, source, _), view, start in zip(averages, views, flat.offsets):
+            end = start + view.size
+            arrays[r] = view
+            preset[source] = batch[start:end].reshape(rec.arrays[source].shape)
+            decay[start:end], rates[start:end] = a, b     # as numpy converts a number: once
+        stats, scaled = flat.buffer, np.empty_like(batch)
+        decays = ", ".join(repr(a) for a in dict.fromkeys(a for _, a, *_ in averages))
+        factors = ", ".join(repr(b) for b in dict.fromkeys(b for _, _, b, *_ in averages))
+        self.at_end.append(_AtEnd(
+            flat, [(np.multiply, (stats, decay, stats)), (np.multiply, (rates, batch, scaled)),
+                   (np.add, (stats, scaled, stats))],
+            [op for *_, ops in averages for op in ops], {a[4]: preset[a[4]] for a in averages},
+            [("np.multiply(stats, decay, out=stats)", "update_running_stats, all at once:"),
+             ("np.multiply(rates, batch_stats, out=scaled)", "running means and variances: stats,"),
+             ("np.add(stats, scaled, out=stats)", "the batch's: batch_stats (flat buffers)"),
+             (f"#   decay = {decays} (1 − momentum); rates = {factors}", None),
+             ("#   (momentum; momentum·n/(n − 1) for the variances); batch_stats holds "
+              + ", ".join(f"t{a[4]}" for a in averages), None)]))
+
+    def _stack_counters(self, counters: list, tensors: dict, flat: FlatParameters,
+                        arrays: list) -> None:
+        """Counters (``num_batches_tracked += 1``) as one call at the end of the step: views of
+        one buffer, moved there once. (numpy's in-place call on a single number takes a slow
+        path, ≈ 0.6 µs; on several at once, 0.2 µs.)"""
+        rec = self.rec
+        dtype = rec.arrays[counters[0][0]].dtype
+        counters = [c for c in counters if rec.arrays[c[0]].dtype == dtype]
+        views = flat.place([tensors[r] for r, _, _ in counters],
+                           [rec.arrays[r] for r, _, _ in counters])
+        if views is None:
+            return
+        steps = np.empty_like(flat.buffer)
+        for (r, k, _), view, start in zip(counters, views, flat.offsets):
+            arrays[r] = view
+            steps[start:start + view.size] = k
+        added = ", ".join(repr(k) for k in dict.fromkeys(k for _, k, _ in counters))
+        self.at_end.append(_AtEnd(
+            flat, [(np.add, (flat.buffer, steps, flat.buffer))], [op for *_, op in counters],
+            {}, [(f"np.add(counts, {added}, out=counts)",
+                     "num_batches_tracked, all at once (flat)")]))
+
+    def intact(self) -> bool:
+        """False once a parameter, buffer or optimizer state of the step was given a new array
+        (``p.data = …``, a flat buffer of another compiled step, ``Module.to``): this program
+        would read and write the old one."""
+        # map: no Python-level loop, since this runs before every replay.
+        containers, keys, arrays = self._entries
+        return all(map(operator.is_, map(Tensor.peek, self._tensors[0]), self._tensors[1])) \
+            and all(map(operator.is_, map(operator.getitem, containers, keys), arrays))
 
     def _reuse_buffers(self, pinned: set) -> None:
         """Give a temporary the buffer of an earlier one whose last reader has run (same shape,
@@ -228,6 +342,7 @@ class Program:
             if "." not in op.text[3:]:                      # a plain ufunc call
                 args = _scalars_as_arrays(args)
                 if func in (np.maximum, np.minimum):  # numpy deprecates their positional out
+                    args = _numbers_as_full_arrays(op.args, args, outs[0])
                     return _bind(func, dict(kwargs, out=outs)), args
                 return _bind(func, kwargs), args + outs
             return _bind(func, dict(kwargs, out=outs)), args
@@ -239,8 +354,14 @@ class Program:
             return _guard, (args[0], op.expected, op.where)
         if op.kind == "draw":
             return _draw, (op.func, args, kwargs, arrays[op.results[0]])
+        out = arrays[op.results[0]] if op.results else None
+        if func in _AS_REDUCE and len(args) == 1 and set(kwargs) <= {"axis", "keepdims"}:
+            # np.sum(a, axis, keepdims=…) is numpy's Python wrapper around np.add.reduce:
+            # calling the reduce directly skips ≈ 0.8 µs of wrapping, with the same result.
+            return _AS_REDUCE[func], (args[0], kwargs.get("axis"), None, out,
+                                      kwargs.get("keepdims", False))
         if func in OUT_FUNCTIONS:
-            return _bind(func, dict(kwargs, out=arrays[op.results[0]])), args
+            return _bind(func, dict(kwargs, out=out)), args
         return _assign, (arrays[op.results[0]], _bind(func, kwargs), args)
 
     def run(self, inputs: list) -> None:
@@ -326,23 +447,111 @@ class Program:
                               len(self.ops))
         last_backward = max((i for i, op in enumerate(self.ops) if op.phase == "backward"),
                             default=-1)
-        flat_ops = self.flat_update[3] if self.flat_update else set()
         for i, op in enumerate(self.ops):
             now = ("forward" if i < first_backward else
                    "backward" if i <= last_backward else "update")
             if now != phase:
                 lines.append(f"# --- {now} ---")
                 phase = now
-            if id(op) not in flat_ops:
+            if id(op) not in self.moved:
                 lines.append(f"{self._line(op):<60}  # {op.where[1]}")
+        if (self.at_end or self.flat_update) and phase != "update":
+            lines.append("# --- update ---")
+        for update in self.at_end:
+            lines += [line if note is None else f"{line:<60}  # {note}"
+                      for line, note in update.text]
         if self.flat_update:
-            if phase != "update":
-                lines.append("# --- update ---")
-            lines += [f"np.multiply({self.flat_rate!r}, grads, out=scaled)".ljust(60)
+            scaled = "grads" if self.flat_update[2] is self.flat_update[1] else "scaled"
+            lines += [f"np.multiply({self.flat_rate!r}, grads, out={scaled})".ljust(60)
                       + "  # SGD.step, every parameter at once:",
-                      "np.subtract(params, scaled, out=params)".ljust(60)
+                      f"np.subtract(params, {scaled}, out=params)".ljust(60)
                       + "  # params, grads: one flat buffer each"]
         return "\n".join(lines)
+
+
+class _AtEnd:
+    """Calls a pass moved to the end of the step, on tensors it moved to ``flat``: ``calls``
+    (function, arguments) to replay, ``ops`` the recorded calls they stand for, ``reads`` the
+    slots they read → the arrays they read them from (kept alive to the end), ``text`` (line,
+    comment) pairs."""
+
+    def __init__(self, flat: FlatParameters, calls: list, ops: list, reads: dict,
+                 text: list) -> None:
+        self.flat, self.calls, self.ops, self.reads, self.text = flat, calls, ops, reads, text
+
+
+def _counters(rec: Recorder, movable: dict) -> list:
+    """In-place additions of a whole number, ``r += k`` (BatchNorm's num_batches_tracked), to
+    state that no other call of the step reads or writes: [(r, k, op)]."""
+    uses = _uses(rec)
+    return [(op.writes[0], op.args[1], op) for i, op in enumerate(rec.ops)
+            if _is_ufunc(op, np.add, writes=1) and type(op.args[1]) is int
+            and isinstance(op.args[0], Ref) and op.args[0].slot == op.writes[0]
+            and op.writes[0] in movable and rec.kinds[op.writes[0]] == "state"
+            and uses[op.writes[0]] == {i}]
+
+
+def _uses(rec: Recorder) -> dict:
+    """slot → indices of the recorded calls that read or write it."""
+    uses: dict = {}
+    for i, op in enumerate(rec.ops):
+        for slot in [r.slot for r in refs_in((op.args, op.kwargs))] + list(op.writes):
+            uses.setdefault(slot, set()).add(i)
+    return uses
+
+
+def _running_averages(rec: Recorder, movable: dict) -> list:
+    """In-place running averages ``r *= a;  t = b·v;  r += t`` (how BatchNorm updates its running
+    statistics) on state ``r`` that no other call of the step reads or writes, with ``v`` a
+    temporary (or a view of one, ``source``) that nothing changes afterwards:
+    [(r, a, b, v, source, (the three ops))]."""
+    uses = _uses(rec)
+    producer: dict = {}
+    view_of: dict = {}
+    written = set()
+    for op in rec.ops:
+        written.update(op.writes)
+        for slot in op.results:
+            producer[slot] = op
+        if op.kind == "call" and op.view and op.text in (".reshape", ".ravel") \
+                and isinstance(op.args[0], Ref):
+            view_of[op.results[0]] = op.args[0].slot     # the same values in the same order
+    found = []
+    for i, scale in enumerate(rec.ops):
+        if not (_is_ufunc(scale, np.multiply, writes=1) and isinstance(scale.args[0], Ref)
+                and scale.args[0].slot == scale.writes[0] and type(scale.args[1]) is float):
+            continue
+        r = scale.writes[0]
+        others = sorted(uses[r] - {i})
+        if r not in movable or rec.kinds[r] != "state" or len(others) != 1:
+            continue
+        add = rec.ops[others[0]]
+        if not (_is_ufunc(add, np.add, writes=1) and add.writes[0] == r
+                and all(isinstance(a, Ref) for a in add.args) and add.args[0].slot == r):
+            continue
+        t = add.args[1].slot
+        term = producer.get(t)
+        if term is None or uses[t] != {others[0]} or not (
+                _is_ufunc(term, np.multiply, writes=0) and type(term.args[0]) is float
+                and isinstance(term.args[1], Ref)):
+            continue
+        v = term.args[1].slot
+        source = view_of.get(v, v)
+        made = producer.get(source)
+        if made is None or made.kind != "ufunc" or rec.kinds[source] != "temp" \
+                or any(s in written for s in (v, source)) \
+                or any(view_of.get(s) == source and s in written for s in view_of) \
+                or rec.arrays[v].size != rec.arrays[r].size \
+                or rec.arrays[v].dtype != rec.arrays[r].dtype:
+            continue
+        found.append((r, scale.args[1], term.args[0], v, source, (scale, term, add)))
+    return found
+
+
+def _is_ufunc(op: Op, func: Any, writes: int) -> bool:
+    """``op`` is ``func(a, b)`` with no keywords, in place (writes=1) or into a new array."""
+    return (op.kind == "ufunc" and op.func is func and not op.kwargs and len(op.args) == 2
+            and len(op.writes) == writes and len(op.results) == 1 - writes)
 
 
 def _plain_sgd(rec: Recorder, param_slots: list) -> tuple | None:
@@ -381,8 +590,9 @@ def _plain_sgd(rec: Recorder, param_slots: list) -> tuple | None:
 
 
 class FlatParameters:
-    """Every parameter of a compiled step moved, once, into one flat buffer (as views of it), so
-    that plain SGD updates them all in two numpy calls."""
+    """Tensors of a compiled step moved, once, into one flat buffer (as views of it): the
+    parameters, so that plain SGD updates them all in two numpy calls; BatchNorm's running
+    statistics and counters likewise (`Program.intact` tells when one was given a new array)."""
 
     def __init__(self) -> None:
         self.buffer: np.ndarray | None = None
@@ -410,10 +620,6 @@ class FlatParameters:
             p is q and a is v for p, q, a, v in zip(params, self.params, arrays, self.views))
         return self.views if same else None
 
-    def intact(self) -> bool:
-        """False once someone assigned a parameter a new array (its values left the buffer)."""
-        return all(p.data is v for p, v in zip(self.params, self.views))
-
 
 def _bind(func: Any, kwargs: dict) -> Any:
     return functools.partial(func, **kwargs) if kwargs else func
@@ -437,6 +643,17 @@ def _scalars_as_arrays(args: tuple) -> tuple:
             isinstance(a, int) and not isinstance(a, bool) and dtype.kind in "fiu")
         converted.append(np.asarray(a, dtype=dtype) if convertible else a)
     return tuple(converted)
+
+
+def _numbers_as_full_arrays(recorded: tuple, args: tuple, out: np.ndarray) -> tuple:
+    """np.maximum(x, 0) against a constant array of x's shape, made once: the same values, but
+    numpy's max/min loops are vectorised for two arrays and much slower against a single
+    number (3× for a (60, 100) float32 array). Only numbers written in the step (not arrays
+    that change) are expanded."""
+    return tuple(np.full(out.shape, a, dtype=a.dtype)
+                 if not isinstance(r, Ref) and isinstance(a, np.ndarray) and a.ndim == 0
+                 and out.size > 1 else a
+                 for r, a in zip(recorded, args))
 
 
 def _dot_fits(args: tuple, out: np.ndarray) -> bool:

@@ -5,6 +5,7 @@ Read next: ../../docs/performance.md, "The compiled step".
 from __future__ import annotations
 
 import inspect
+import operator
 from typing import Any, Callable
 
 import numpy as np
@@ -73,6 +74,9 @@ def _check_no_hooks(modules: list) -> None:
                                "it. Remove it, or train without jit.")
 
 
+_TRAINING = operator.attrgetter("training")
+
+
 class _Watched:
     """The models and optimizers a step names, found once, and what a program depends on."""
 
@@ -88,10 +92,10 @@ class _Watched:
     def settings(self) -> tuple:
         """Training modes, whether any hook is registered, and optimizer options: a program
         traced under other settings does not apply (a new one is traced)."""
-        hooks = any([has_hooks() for has_hooks in self.hook_tests])
+        hooks = any(map(operator.call, self.hook_tests))   # no Python loop: this runs per call
         options = tuple([tuple([v for k, v in group.items() if k != "params"])
                          for optimizer in self.optimizers for group in optimizer.param_groups])
-        return tuple([m.training for m in self.modules]), hooks, options
+        return tuple(map(_TRAINING, self.modules)), hooks, options
 
 
 # --- the decorator ------------------------------------------------------------------------------
@@ -111,6 +115,7 @@ class CompiledStep:
         self._program: Program | None = None
         self._watched: _Watched | None = None
         self._flat = FlatParameters()
+        self._flat_buffers = (FlatParameters(), FlatParameters())  # BatchNorm's, likewise
         try:
             self._arg_names = list(inspect.signature(step).parameters)
         except (TypeError, ValueError):
@@ -127,6 +132,7 @@ class CompiledStep:
         self._variants.clear()
         self._program = None
         self._flat = FlatParameters()
+        self._flat_buffers = (FlatParameters(), FlatParameters())
 
     def __call__(self, *inputs: Any) -> Tensor:
         if not all([isinstance(value, Tensor) for value in inputs]):
@@ -136,13 +142,12 @@ class CompiledStep:
         if self._watched is None:           # the models and optimizers, found on the first call
             self._watched = _Watched(_visible_objects(self.step))
         objects = self._watched.objects
-        arrays = [t.data for t in inputs]
+        arrays = [t.peek() for t in inputs]     # read only: .data may keep a copy
         key = (tuple([(a.shape, a.dtype, t.requires_grad) for a, t in zip(arrays, inputs)]),
                self._watched.settings())
         variant = self._variants.setdefault(key, [0, None, None])
-        if variant[2] is not None and variant[2].flat is not None \
-                and not variant[2].flat.intact():
-            self.reset()                    # a parameter was given a new array: trace again
+        if variant[2] is not None and not variant[2].intact():
+            self.reset()                    # a tensor was given a new array: trace again
             variant = self._variants.setdefault(key, [0, None, None])
         if variant[2] is not None:
             program = variant[2]
@@ -157,12 +162,12 @@ class CompiledStep:
         if variant[1] is None:
             variant[1] = recorder
             return result
-        placed_before = self._flat.buffer is not None
+        placed_before = [f.buffer is not None for f in (self._flat,) + self._flat_buffers]
         variant[2] = self._compile(variant[1], recorder, extra)
         variant[1] = None                   # the first recording has served its purpose
-        if not placed_before and self._flat.buffer is not None:
-            # The parameters just moved into the flat buffer: programs compiled before point
-            # at their old arrays, so only this one is kept.
+        if placed_before != [f.buffer is not None for f in (self._flat,) + self._flat_buffers]:
+            # Parameters or buffers just moved into a flat buffer: programs compiled before
+            # point at their old arrays, so only this one is kept.
             self._variants = {key: variant}
         self._program = variant[2]
         self.traces += 1
@@ -258,8 +263,14 @@ class CompiledStep:
                 grads.append((p, None))
         state_slot = {id(t): recorder.slot_of[id(traced)] for t, _, traced in swapped}
         param_slots = [(p, state_slot[id(p)], slot) for p, slot in grads]
+        buffer_slots = [(recorder.slot_of[id(traced)], t) for t, _, traced in swapped
+                        if isinstance(t, Tensor) and not t.requires_grad
+                        and recorder.kinds[recorder.slot_of[id(traced)]] == "state"]
+        state_entries = [(recorder.slot_of[id(traced)], container, key)
+                         for container, key, _, traced in swapped_state]
         extra = {"output": output, "grads": grads, "write_backs": write_backs,
-                 "param_slots": param_slots,
+                 "param_slots": param_slots, "buffer_slots": buffer_slots,
+                 "state_entries": state_entries,
                  "inputs": [recorder.slot_of[id(t)] for _, _, t in swapped[:len(inputs)]]}
         return recorder, result, extra
 
@@ -313,7 +324,8 @@ class CompiledStep:
                     "values changed between calls (a gradient left from the previous step? "
                     "call optimizer.zero_grad() in the step). The replay cannot know them.")
         return Program(second, persistent, extra["output"], extra["grads"],
-                        extra["write_backs"], extra["inputs"], extra["param_slots"], self._flat)
+                        extra["write_backs"], extra["inputs"], extra["param_slots"], self._flat,
+                        extra["buffer_slots"], self._flat_buffers, extra["state_entries"])
 
 
 def jit(step: Callable) -> CompiledStep:
