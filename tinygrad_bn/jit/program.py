@@ -186,9 +186,8 @@ class Program:
         rec.keep.clear()
         rec.slot_of.clear()
         rec.snapshots.clear()
-        # Each call with its arguments bound once: replaying is then one call per entry.
-        self.bound = [functools.partial(func, *args) for func, args in self.calls]
-        self.input_copies = [functools.partial(np.copyto, arrays[slot]) for slot in inputs]
+        # One Python function that makes every call in turn (``run``).
+        self.replay = _replay_function(self.calls, [arrays[slot] for slot in inputs])
 
     def _stack_running_averages(self, averages: list, tensors: dict, flat: FlatParameters,
                                 arrays: list, preset: dict) -> None:
@@ -365,10 +364,7 @@ class Program:
         return _assign, (arrays[op.results[0]], _bind(func, kwargs), args)
 
     def run(self, inputs: list) -> None:
-        for copy_in, array in zip(self.input_copies, inputs):
-            copy_in(array)
-        for call in self.bound:
-            call()
+        self.replay(*inputs)
 
     # --- the text
 
@@ -619,6 +615,32 @@ class FlatParameters:
         same = len(params) == len(self.params) and all(
             p is q and a is v for p, q, a, v in zip(params, self.params, arrays, self.views))
         return self.views if same else None
+
+
+def _replay_function(calls: list, input_buffers: list) -> Any:
+    """One function that copies the inputs into their buffers, then makes every call with its
+    arguments, one line each: ``replay(x, y)``. Generated once, as source text: a loop over
+    bound calls costs ≈ 0.08 µs per call more than the calls written out. Every function and
+    argument is a closure variable of the generated function (``v<n>``, one per object)."""
+    names: dict = {}            # id(object) → its name in the generated source
+    values: list = []
+
+    def name(value: Any) -> str:
+        if id(value) not in names:
+            names[id(value)] = f"v{len(values)}"
+            values.append(value)
+        return names[id(value)]
+
+    inputs = [f"i{k}" for k in range(len(input_buffers))]
+    lines = [f"    {name(np.copyto)}({name(buffer)}, {given})"
+             for buffer, given in zip(input_buffers, inputs)]
+    lines += [f"    {name(func)}({', '.join(name(a) for a in args)})" for func, args in calls]
+    source = (f"def make({', '.join(f'v{k}' for k in range(len(values)))}):\n"
+              f"  def replay({', '.join(inputs)}):\n" + "\n".join(lines + ["    return None"])
+              + "\n  return replay\n")
+    scope: dict = {}
+    exec(compile(source, "<compiled step>", "exec"), scope)  # noqa: S102 (our own text)
+    return scope["make"](*values)
 
 
 def _bind(func: Any, kwargs: dict) -> Any:
