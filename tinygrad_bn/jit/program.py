@@ -186,8 +186,14 @@ class Program:
         rec.keep.clear()
         rec.slot_of.clear()
         rec.snapshots.clear()
-        # One Python function that makes every call in turn (``run``).
-        self.replay = _replay_function(self.calls, [arrays[slot] for slot in inputs])
+        # One Python function that makes every call in turn (``run``). An input that no call
+        # writes and no view made once reads is read where the caller has it, not copied.
+        viewed = {root[slot] for slot in self.views}
+        written_now = {root[w] for op in self.ops for w in op.writes}
+        kept = viewed | written_now | {dest for dest, _ in write_backs} | \
+            ({root[output]} if output is not None else set())
+        self.replay = _replay_function(self.calls, [arrays[slot] for slot in inputs],
+                                       [slot not in kept for slot in inputs])
 
     def _stack_running_averages(self, averages: list, tensors: dict, flat: FlatParameters,
                                 arrays: list, preset: dict) -> None:
@@ -617,11 +623,15 @@ class FlatParameters:
         return self.views if same else None
 
 
-def _replay_function(calls: list, input_buffers: list) -> Any:
+def _replay_function(calls: list, input_buffers: list, direct: list) -> Any:
     """One function that copies the inputs into their buffers, then makes every call with its
     arguments, one line each: ``replay(x, y)``. Generated once, as source text: a loop over
     bound calls costs ≈ 0.08 µs per call more than the calls written out. Every function and
-    argument is a closure variable of the generated function (``v<n>``, one per object)."""
+    argument is a closure variable of the generated function (``v<n>``, one per object).
+
+    An input marked ``direct`` (read only, by calls that take it as a plain argument) is used
+    where the caller has it when its layout is the plain one (C-ordered, aligned), and copied
+    into its buffer otherwise: the copy costs as much as a small product."""
     names: dict = {}            # id(object) → its name in the generated source
     values: list = []
 
@@ -632,8 +642,15 @@ def _replay_function(calls: list, input_buffers: list) -> Any:
         return names[id(value)]
 
     inputs = [f"i{k}" for k in range(len(input_buffers))]
-    lines = [f"    {name(np.copyto)}({name(buffer)}, {given})"
-             for buffer, given in zip(input_buffers, inputs)]
+    lines = []
+    for buffer, given, plain in zip(input_buffers, inputs, direct):
+        copy = f"{name(np.copyto)}({name(buffer)}, {given})"
+        if plain and buffer.flags.carray and all(_only_plain(buffer, f, a) for f, a in calls):
+            names[id(buffer)] = given
+            lines += [f"    if not {given}.flags.carray:", f"        {copy}",
+                      f"        {given} = {name(buffer)}"]
+        else:
+            lines.append(f"    {copy}")
     lines += [f"    {name(func)}({', '.join(name(a) for a in args)})" for func, args in calls]
     source = (f"def make({', '.join(f'v{k}' for k in range(len(values)))}):\n"
               f"  def replay({', '.join(inputs)}):\n" + "\n".join(lines + ["    return None"])
@@ -641,6 +658,22 @@ def _replay_function(calls: list, input_buffers: list) -> Any:
     scope: dict = {}
     exec(compile(source, "<compiled step>", "exec"), scope)  # noqa: S102 (our own text)
     return scope["make"](*values)
+
+
+def _only_plain(array: np.ndarray, func: Any, args: tuple) -> bool:
+    """``array`` appears in the call ``func(*args)`` only as a whole argument (not inside a
+    tuple, a bound partial or a nested call), so the generated line can name another array."""
+    def inside(value: Any) -> bool:
+        if value is array:
+            return True
+        if isinstance(value, (tuple, list)):
+            return any(inside(v) for v in value)
+        if isinstance(value, dict):
+            return any(inside(v) for v in value.values())
+        if isinstance(value, functools.partial):
+            return inside(value.args) or inside(value.keywords)
+        return False
+    return not inside(func) and not any(inside(a) for a in args if a is not array)
 
 
 def _bind(func: Any, kwargs: dict) -> Any:
