@@ -157,6 +157,22 @@ def test_cross_entropy_gradient_and_value(reduction):
     np.testing.assert_allclose(F.cross_entropy(logits, target, reduction).data, expected)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int32, np.uint64])
+def test_cross_entropy_takes_class_indices_of_any_integer_type(dtype):
+    # The same loss and gradient as int64 indices (the picked entries are found by a flat
+    # index; uint64 mixed with int64 would make it a float).
+    logits = np.random.randn(6, 4)
+    target = np.array([0, 3, 2, 1, 3, 0])
+    results = []
+    for labels in (target, target.astype(dtype)):
+        x = Tensor(logits, requires_grad=True)
+        loss = F.cross_entropy(x, labels)
+        loss.backward()
+        results.append((loss.item(), x.grad))
+    assert results[0][0] == results[1][0]
+    assert np.array_equal(results[0][1], results[1][1])
+
+
 def test_bce_with_logits_is_finite_at_extreme_logits():
     x = Tensor([[1000.0], [-1000.0], [1000.0]], requires_grad=True)
     loss = nn.BCEWithLogitsLoss()(x, np.array([[1.0], [0.0], [0.0]], dtype=np.float32))
