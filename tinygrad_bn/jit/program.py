@@ -651,7 +651,15 @@ def _replay_function(calls: list, input_buffers: list, direct: list) -> Any:
                       f"        {given} = {name(buffer)}"]
         else:
             lines.append(f"    {copy}")
-    lines += [f"    {name(func)}({', '.join(name(a) for a in args)})" for func, args in calls]
+    for func, args in calls:
+        call = f"{name(func)}({', '.join(name(a) for a in args)})"
+        if func is _assign:     # written out: np.copyto(buffer, func(*arguments))
+            buffer, inner, inner_args = args
+            call = (f"{name(np.copyto)}({name(buffer)}, "
+                    f"{name(inner)}({', '.join(name(a) for a in inner_args)}))")
+        elif func is _guard:    # _guard (which raises) only runs when the test came out other
+            call = f"if bool({name(args[0])}) is not {args[1]}: {call}"
+        lines.append(f"    {call}")
     source = (f"def make({', '.join(f'v{k}' for k in range(len(values)))}):\n"
               f"  def replay({', '.join(inputs)}):\n" + "\n".join(lines + ["    return None"])
               + "\n  return replay\n")

@@ -86,13 +86,18 @@ class _Watched:
         self.modules = [m for model in models for m in model.modules()]
         self.params = [p for model in models for p in model.parameters()]
         self.optimizers = [o for o in objects if isinstance(o, Optimizer)]
-        # Bound once: this runs before every replay.
-        self.hook_tests = [m.has_hooks for m in self.modules] + [p.has_hooks for p in self.params]
+        # Grouped once by the has_hooks function that answers (one per class, normally
+        # Module's and Tensor's): mapping one function over many objects is the cheapest
+        # Python-level loop, and this runs before every replay.
+        groups: dict = {}
+        for obj in self.modules + self.params:
+            groups.setdefault(type(obj).has_hooks, []).append(obj)
+        self.hook_tests = list(groups.items())
 
     def settings(self) -> tuple:
         """Training modes, whether any hook is registered, and optimizer options: a program
         traced under other settings does not apply (a new one is traced)."""
-        hooks = any(map(operator.call, self.hook_tests))   # no Python loop: this runs per call
+        hooks = any([any(map(test, objects)) for test, objects in self.hook_tests])
         options = tuple([tuple([v for k, v in group.items() if k != "params"])
                          for optimizer in self.optimizers for group in optimizer.param_groups])
         return tuple(map(_TRAINING, self.modules)), hooks, options
@@ -145,15 +150,15 @@ class CompiledStep:
         arrays = [t.peek() for t in inputs]     # read only: .data may keep a copy
         key = (tuple([(a.shape, a.dtype, t.requires_grad) for a, t in zip(arrays, inputs)]),
                self._watched.settings())
-        variant = self._variants.setdefault(key, [0, None, None])
-        if variant[2] is not None and not variant[2].intact():
-            self.reset()                    # a tensor was given a new array: trace again
-            variant = self._variants.setdefault(key, [0, None, None])
-        if variant[2] is not None:
+        variant = self._variants.get(key)
+        if variant is not None and variant[2] is not None:
             program = variant[2]
-            program.run(arrays)
-            self.replays += 1
-            return self._finish(program)
+            if program.intact():
+                program.run(arrays)
+                self.replays += 1
+                return self._finish(program)
+            self.reset()                    # a tensor was given a new array: trace again
+        variant = self._variants.setdefault(key, [0, None, None])
         variant[0] += 1
         if variant[0] == 1:                      # warm-up: optimizers create their state
             return self.step(*inputs)
