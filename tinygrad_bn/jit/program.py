@@ -657,6 +657,9 @@ def _replay_function(calls: list, input_buffers: list, direct: list) -> Any:
             buffer, inner, inner_args = args
             call = (f"{name(np.copyto)}({name(buffer)}, "
                     f"{name(inner)}({', '.join(name(a) for a in inner_args)}))")
+        elif isinstance(func, functools.partial) and not func.args:   # keywords written out
+            keywords = [f"{k}={name(v)}" for k, v in func.keywords.items()]
+            call = f"{name(func.func)}({', '.join([name(a) for a in args] + keywords)})"
         elif func is _guard:    # _guard (which raises) only runs when the test came out other
             call = f"if bool({name(args[0])}) is not {args[1]}: {call}"
         lines.append(f"    {call}")
