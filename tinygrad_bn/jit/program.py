@@ -7,9 +7,11 @@ counters are updated at the end of the step, every layer's at once, on flat buff
 nobody reads are dropped; a temporary takes the buffer of one read for the last time. Each
 call is then bound once, as numpy runs it fastest: keyword arguments bound, Python numbers as
 0-d arrays of the operands' type (as full arrays for np.maximum/np.minimum), np.sum/np.max
-as their ufunc's reduce. Every pass keeps each element's arithmetic as eager execution does
-it, so results are the same to the last bit. ``Program.text()`` is the readable listing, one
-numpy call per line.
+as their ufunc's reduce; the calls are written out, one line each, as the source of one
+generated Python function that a replay calls (inputs that are only read are read where the
+caller has them). Every pass keeps each element's arithmetic as eager execution does it, so
+results are the same to the last bit. ``Program.text()`` is the readable listing, one numpy
+call per line.
 
 Read next: step.py, which records, compares and replays.
 """
