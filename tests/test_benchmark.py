@@ -21,14 +21,27 @@ from tinygrad_bn.cli import main as cli
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("config", benchmark.CONFIGS[:2], ids=lambda c: c.name)
-def test_tinygrad_numpy_and_torch_engines_agree_after_one_step(config):
+def _torch_installed() -> bool:
     try:
         import torch  # noqa: F401
-        with_torch = True
     except ImportError:
-        with_torch = False
-    engines = benchmark.build_engines(config, with_torch)
+        return False
+    return True
+
+
+@pytest.mark.parametrize("config", benchmark.CONFIGS, ids=lambda c: c.name)
+def test_engines_agree_after_one_float64_step(config):
+    engines = benchmark.build_engines(config, _torch_installed(), np.float64)
+    assert all(str(engine.state_dict()["0.weight"].dtype) == "float64" for engine in engines)
+    worst = benchmark.check_agreement(engines, **benchmark.AGREEMENT_64)
+    assert set(worst) == {engine.name for engine in engines}
+    assert worst["tinygrad_bn"] < 1e-12
+
+
+@pytest.mark.parametrize("config", benchmark.CONFIGS[:2], ids=lambda c: c.name)
+def test_float32_engines_agree_after_one_step(config):
+    engines = benchmark.build_engines(config, _torch_installed())
+    assert all(str(engine.state_dict()["0.weight"].dtype) == "float32" for engine in engines)
     worst = benchmark.check_agreement(engines)
     assert set(worst) == {engine.name for engine in engines}
     assert worst["tinygrad_bn"] < 1e-5
@@ -73,7 +86,7 @@ def test_quick_run_checks_agreement_and_reports_every_target():
     report = done.stdout
     assert "thread(s) for every engine" in report
     assert "numpy's BLAS:" in report.split("One training step", 1)[0]
-    assert "Agreement after one step" in report
+    assert "Agreement after one float64 step" in report
     targets = report.split("Targets:", 1)[1]
     for target in benchmark.TARGETS.values():
         if target is benchmark.TARGETS["scalar"] and "micrograd not installed" in report:

@@ -20,8 +20,9 @@ The engines:
 
 How it measures:
 
-1. Agreement first: from the same weights and batch, one step of every engine must leave the
-   same parameters and running statistics (`check_agreement`); a broken engine is never timed.
+1. Agreement first: from the same weights and batch, one float64 step of every engine must
+   leave the same parameters and running statistics (`check_agreement`); an engine whose
+   formulas are wrong is never timed.
 2. Interleaved timing (`time_interleaved`): a block of steps of each engine in turn, in a
    rotating order, repeated; the table shows the median per step and the 25th–75th percentile.
    With one thread the clock is the process's CPU time (user + system): a busy neighbour on a
@@ -288,14 +289,16 @@ class EagerStep:
 class _EagerMLP(EagerStep):
     """The benchmark's MLP, built with either framework's ``nn`` and ``optim``."""
 
-    def _build(self, nn_module: Any, optim_module: Any, config: Config, state: dict) -> None:
+    def _build(self, nn_module: Any, optim_module: Any, config: Config, state: dict,
+               dtype: Any) -> None:
         layers: list = []
         for fan_in, fan_out in zip(config.sizes[:-2], config.sizes[1:-1]):
             activation = nn_module.Sigmoid if config.activation == "sigmoid" else nn_module.ReLU
             layers += [nn_module.Linear(fan_in, fan_out), nn_module.BatchNorm1d(fan_out),
                        activation()]
         layers.append(nn_module.Linear(config.sizes[-2], config.sizes[-1]))
-        self.model = nn_module.Sequential(*layers)
+        # Cast before loading: load_state_dict copies into the parameters' own dtype.
+        self.model = nn_module.Sequential(*layers).to(dtype)
         self.model.load_state_dict(state)
         self.optimizer = optim_module.SGD(self.model.parameters(), lr=config.lr)
         self.loss_fn = (nn_module.BCEWithLogitsLoss() if config.loss == "bce"
@@ -308,7 +311,7 @@ class TinygradMLP(_EagerMLP):
     name = "tinygrad_bn"
 
     def __init__(self, config: Config, state: dict, x: np.ndarray, target: np.ndarray):
-        self._build(nn, optim, config, state)
+        self._build(nn, optim, config, state, x.dtype)
         self.x, self.target = Tensor(x), target
 
     def state_dict(self) -> dict:
@@ -384,27 +387,41 @@ class TorchMLP(_EagerMLP):
     def __init__(self, config: Config, state: dict, x: np.ndarray, target: np.ndarray):
         import torch
 
-        self._build(torch.nn, torch.optim, config,
-                    {k: torch.from_numpy(v.copy()) for k, v in state.items()})
         self.x, self.target = torch.from_numpy(x), torch.from_numpy(target)
+        self._build(torch.nn, torch.optim, config,
+                    {k: torch.from_numpy(v.copy()) for k, v in state.items()}, self.x.dtype)
 
     def state_dict(self) -> dict:
         return {k: v.detach().numpy() for k, v in self.model.state_dict().items()}
 
 
-def build_engines(config: Config, with_torch: bool) -> list:
-    """tinygrad_bn, numpy (and torch) engines from the same initial state and batch."""
-    state = initial_state(config)
+def build_engines(config: Config, with_torch: bool, dtype: Any = np.float32) -> list:
+    """tinygrad_bn, compiled, numpy (and torch) engines from the same initial state and batch,
+    with floating parameters, buffers and inputs in ``dtype``."""
+    state = {key: value.astype(dtype) if value.dtype.kind == "f" else value
+             for key, value in initial_state(config).items()}
     x, target = make_batch(config)
+    x = x.astype(dtype)
+    if target.dtype.kind == "f":
+        target = target.astype(dtype)
     kinds = [TinygradMLP, CompiledMLP, NumpyMLP] + ([TorchMLP] if with_torch else [])
     return [kind(config, state, x, target) for kind in kinds]
+
+
+# Tolerances for a float64 step: rounding leaves ~1e-15 relative; a wrong formula leaves far more.
+AGREEMENT_64 = {"rtol": 1e-9, "atol": 1e-12}
 
 
 def check_agreement(engines: Sequence[Any], rtol: float = 1e-4, atol: float = 1e-5) -> dict:
     """Run one step of each engine and compare every parameter and buffer with numpy's.
 
     Returns {engine name: largest |difference|}. Raises RuntimeError naming the first entry
-    that disagrees: float32 rounding differs between libraries, a wrong formula does far more.
+    that disagrees: rounding differs between libraries, a wrong formula does far more.
+
+    The benchmark checks engines built in float64 (``build_engines(..., dtype=np.float64)``)
+    with a tight tolerance. In float32 a library's rounding, a few 1e-6 in a BatchNorm output,
+    can move a value that sits next to ReLU's kink to its other side; that row's gradient then
+    differs by its whole size, and a large network has such values in every batch.
     """
     for engine in engines:
         engine.step()
@@ -777,8 +794,8 @@ def _step_section(report: Report, plan: Plan, clock: Callable[[], float],
     peak = None
     for config in CONFIGS:
         _log(f"benchmark: {config.name} …")
+        worst = check_agreement(build_engines(config, with_torch, np.float64), **AGREEMENT_64)
         engines = build_engines(config, with_torch)
-        worst = check_agreement(engines)
         timings = time_interleaved(engines, plan, clock)
         ratios = {name: timings[name].median / timings["numpy"].median for name in others}
         if config.name in TARGETS:
@@ -806,8 +823,8 @@ def _step_section(report: Report, plan: Plan, clock: Callable[[], float],
                _table(step_rows, ["config", *names] + [f"{name} / numpy" for name in others]),
                "", "Minor page faults per step (median; each is a fresh page from the kernel):",
                _table(fault_rows, ["config", *names]), "",
-               "Agreement after one step from the same weights (max |Δ| from numpy over every "
-               "parameter and running statistic):",
+               "Agreement after one float64 step from the same weights (max |Δ| from numpy "
+               "over every parameter and running statistic):",
                _table(agreement_rows, ["config", *others]))
     if peak is not None:
         report.results.append((TARGETS["peak"], peak[0] / peak[1]))
